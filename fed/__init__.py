@@ -1,0 +1,46 @@
+"""silofed: federated, cross-silo DAG execution on Ray (import name ``fed``).
+
+The API is a superset of RayFed's: ``fed.init``, ``@fed.remote``, ``.party()``,
+``.options()``, ``.remote()``, ``fed.get``, ``fed.kill``, ``fed.shutdown``.
+"""
+
+from fed._api import get, init, kill, shutdown, stats
+from fed._errors import (
+    ConfigError,
+    FedError,
+    FedTimeoutError,
+    FedTransportError,
+    NotInitializedError,
+    PeerUnavailableError,
+    ProgramDivergenceError,
+    RemoteError,
+    UnknownPartyError,
+    UntrustedPayloadError,
+)
+from fed._object import FedObject
+from fed._remote import FedActorHandle, FedRemoteClass, FedRemoteFunction, remote
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "FedActorHandle",
+    "FedError",
+    "FedObject",
+    "FedRemoteClass",
+    "FedRemoteFunction",
+    "FedTimeoutError",
+    "FedTransportError",
+    "NotInitializedError",
+    "PeerUnavailableError",
+    "ProgramDivergenceError",
+    "RemoteError",
+    "UnknownPartyError",
+    "UntrustedPayloadError",
+    "get",
+    "init",
+    "kill",
+    "remote",
+    "shutdown",
+    "stats",
+]

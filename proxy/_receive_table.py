@@ -1,0 +1,151 @@
+"""The receiver's matching state: posted receives versus arrived messages.
+
+Plain state with no I/O, so it can be tested exhaustively. A message is keyed
+by ``(src, key)``. Either side may come first: a receive posted before the data
+waits on a future; data arriving before its receive is buffered, counted
+against the unsolicited-bytes budget until the receive claims it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+class Admission(enum.Enum):
+    """What the receiver answers to a message header."""
+
+    WANTED = "wanted"  # its receive is posted: always accepted
+    RESERVED = "reserved"  # unsolicited, fits the budget: bytes reserved
+    BUSY = "busy"  # unsolicited and the budget is full: sender retries later
+    DUPLICATE = "duplicate"  # already received: sender treats it as delivered
+
+
+@dataclass
+class Arrival:
+    """One received message, kept until its receive claims it."""
+
+    kind: int
+    producer: str
+    pickle_size: int
+    buffer_sizes: list[int]
+    payload: bytearray
+
+
+@dataclass
+class _Slot:
+    expected_producer: Optional[str] = None
+    future: Optional[asyncio.Future] = None
+    arrival: Optional[Arrival] = None
+
+
+@dataclass
+class TableStats:
+    """Counters of the receive table."""
+
+    received: int = 0
+    received_bytes: int = 0
+    duplicates: int = 0
+    buffered_bytes: int = 0
+    peak_buffered_bytes: int = 0
+    busy_replies: int = 0
+
+
+class ReceiveTable:
+    """Matches arriving messages with posted receives.
+
+    Args:
+        budget_bytes: how many bytes of data nobody has asked for yet may be
+            buffered or streaming in; see ``admit``.
+    """
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self.stats = TableStats()
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._reserved = 0
+        self._failure: Optional[BaseException] = None
+
+    def admit(self, src: str, key: str, nbytes: int) -> Admission:
+        """Decide whether a message announced by its header may stream in.
+
+        A message whose receive is posted is always admitted. Otherwise it is
+        admitted only if ``nbytes`` fit in the unsolicited budget (an empty
+        buffer always admits one message, so a message larger than the budget
+        still makes progress); its bytes are then reserved until ``deliver``
+        or ``release``.
+        """
+        if (src, key) in self._seen:
+            self.stats.duplicates += 1
+            return Admission.DUPLICATE
+        slot = self._slots.get((src, key))
+        if slot is not None and slot.future is not None:
+            return Admission.WANTED
+        used = self.stats.buffered_bytes + self._reserved
+        if used and used + nbytes > self.budget_bytes:
+            self.stats.busy_replies += 1
+            return Admission.BUSY
+        self._reserved += nbytes
+        self._buffer(0)
+        return Admission.RESERVED
+
+    def release(self, admission: Admission, nbytes: int) -> None:
+        """Give back a reservation of a message that did not arrive whole."""
+        if admission is Admission.RESERVED:
+            self._reserved -= nbytes
+
+    def deliver(self, src: str, key: str, arrival: Arrival, admission: Admission) -> bool:
+        """Record an arrived message. Returns False if it is a duplicate."""
+        nbytes = len(arrival.payload)
+        self.release(admission, nbytes)
+        if (src, key) in self._seen:
+            self.stats.duplicates += 1
+            return False
+        self._seen.add((src, key))
+        self.stats.received += 1
+        self.stats.received_bytes += nbytes
+        slot = self._slots.setdefault((src, key), _Slot())
+        if slot.future is not None:
+            if not slot.future.done():
+                slot.future.set_result(arrival)
+            del self._slots[(src, key)]
+        else:
+            slot.arrival = arrival
+            self._buffer(nbytes)
+        return True
+
+    def post(self, src: str, key: str) -> "asyncio.Future[Arrival]":
+        """Ask for a message; the future resolves with its Arrival.
+
+        Raises:
+            RuntimeError: the same receive was posted twice (a bug in the caller).
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._failure is not None:
+            future.set_exception(self._failure)
+            return future
+        slot = self._slots.setdefault((src, key), _Slot())
+        if slot.future is not None:
+            raise RuntimeError(f"receive for {key} from {src} posted twice")
+        slot.future = future
+        if slot.arrival is not None:
+            self._buffer(-len(slot.arrival.payload))
+            future.set_result(slot.arrival)
+            del self._slots[(src, key)]
+        return future
+
+    def fail_all(self, error: BaseException) -> None:
+        """Fail every pending and every future receive with ``error``."""
+        self._failure = error
+        for slot in self._slots.values():
+            if slot.future is not None and not slot.future.done():
+                slot.future.set_exception(error)
+
+    def _buffer(self, delta: int) -> None:
+        self.stats.buffered_bytes += delta
+        in_memory = self.stats.buffered_bytes + self._reserved
+        self.stats.peak_buffered_bytes = max(self.stats.peak_buffered_bytes, in_memory)

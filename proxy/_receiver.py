@@ -1,0 +1,224 @@
+"""The receiver proxy: a gRPC server inside an async Ray actor.
+
+It validates each incoming stream, assembles the payload into one buffer and
+hands it to the receive table. ``recv`` returns the rebuilt object, so the
+driver gets an ObjectRef at once and the value when the data is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+import grpc
+
+from proxy import _wire_pb2 as wire
+from proxy._config import TransportConfig
+from proxy._receive_table import Admission, Arrival, ReceiveTable
+from proxy._serialization import loads
+from proxy._service import PROTOCOL_VERSION, add_transport_service, message_options, server_credentials
+from proxy.errors import DivergedProducerError, PeerFailure, TransportError
+
+logger = logging.getLogger("silofed.proxy")
+
+
+class _Rejected(Exception):
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+async def _next_frame(frames) -> wire.Frame | None:
+    """The next frame of a push stream, or None at its end."""
+    try:
+        return await frames.__anext__()
+    except StopAsyncIteration:
+        return None
+    except grpc.aio.AioRpcError:
+        raise
+    except Exception as exc:  # a frame that does not decode
+        raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", f"malformed frame: {exc}") from None
+
+
+class ReceiverProxy:
+    """Receives objects pushed by other parties. Run as an async Ray actor.
+
+    Args:
+        config: the transport configuration of this party.
+    """
+
+    def __init__(self, config: TransportConfig):
+        self._cfg = config
+        self._table = ReceiveTable(config.unsolicited_budget_bytes)
+        self._server: grpc.aio.Server | None = None
+        self._rejected: collections.Counter[str] = collections.Counter()
+
+    async def start(self) -> str:
+        """Start listening; returns the bound address.
+
+        Raises:
+            TransportError: the address cannot be bound (e.g. port in use).
+        """
+        options = message_options(self._cfg.chunk_bytes) + (("grpc.so_reuseport", 0),) + tuple(self._cfg.grpc_options)
+        server = grpc.aio.server(options=options)
+        add_transport_service(server, self._push, self._ping)
+        address = self._cfg.listen_address
+        try:
+            if self._cfg.tls is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, server_credentials(self._cfg.tls))
+        except RuntimeError as exc:
+            port, cause = 0, exc
+        else:
+            cause = None
+        if not port:
+            raise TransportError(
+                f"party {self._cfg.party!r} cannot listen on {address}: the port is in use or the "
+                "address is not local. Free the port or change this party's address in the config.",
+                peer=self._cfg.party,
+            ) from cause
+        await server.start()
+        self._server = server
+        return address
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """Stop the server and fail receives still waiting."""
+        if self._server is not None:
+            await self._server.stop(grace_s)
+            self._server = None
+        self._table.fail_all(TransportError("the receiver proxy was stopped", peer=self._cfg.party))
+
+    async def recv(self, src: str, key: str, producer: str) -> Any:
+        """Wait for object ``key`` from ``src`` and return its value.
+
+        Raises:
+            DivergedProducerError: ``src`` produced the key with another call.
+            RemoteFailure: the producing task failed at its origin.
+            PeerFailure: ``src`` (or another party) aborted the job.
+            UnpicklingRefusedError: the payload is not allowed.
+        """
+        arrival = await self._table.post(src, key)
+        if arrival.producer != producer:
+            raise DivergedProducerError(key, src, expected=producer, received=arrival.producer)
+        view = memoryview(arrival.payload)
+        offset = arrival.pickle_size
+        buffers = []
+        for size in arrival.buffer_sizes:
+            buffers.append(view[offset : offset + size])
+            offset += size
+        value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
+        if arrival.kind == wire.ERROR:
+            raise value
+        return value
+
+    async def stats(self) -> dict:
+        """Counters: messages and bytes received, duplicates, rejections, buffering."""
+        s = self._table.stats
+        return {
+            "received": s.received,
+            "received_bytes": s.received_bytes,
+            "duplicates": s.duplicates,
+            "busy_replies": s.busy_replies,
+            "buffered_bytes": s.buffered_bytes,
+            "peak_buffered_bytes": s.peak_buffered_bytes,
+            "rejected": dict(self._rejected),
+        }
+
+    async def ready(self) -> bool:
+        """Returns True once the actor is up (used as a liveness probe)."""
+        return True
+
+    # -- gRPC handlers -------------------------------------------------------
+
+    async def _ping(self, request: wire.PingRequest, context: grpc.aio.ServicerContext) -> wire.PingReply:
+        if request.job != self._cfg.job:
+            await self._reject(context, _Rejected(
+                grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
+                f"party {self._cfg.party!r} runs job {self._cfg.job!r}, not {request.job!r}",
+            ))
+        return wire.PingReply(job=self._cfg.job, party=self._cfg.party)
+
+    async def _push(self, frames, context: grpc.aio.ServicerContext) -> wire.Ack:
+        header = None
+        admission = None
+        total = 0
+        try:
+            frames = frames.__aiter__()
+            header = await self._read_header(frames)
+            total = header.pickle_size + sum(header.buffer_sizes)
+            admission = self._table.admit(header.src, header.key, total)
+            if admission is Admission.DUPLICATE:
+                return wire.Ack(status=wire.DUPLICATE)
+            if admission is Admission.BUSY:
+                return wire.Ack(status=wire.BUSY)
+            payload = await self._read_payload(frames, header, total)
+        except _Rejected as rejected:
+            if admission is not None:
+                self._table.release(admission, total)
+            await self._reject(context, rejected)
+        except BaseException:
+            if admission is not None:
+                self._table.release(admission, total)
+            raise
+        if header.kind == wire.ABORT:
+            self._table.release(admission, total)
+            cause = bytes(payload).decode("utf-8", "replace")
+            logger.warning("party %s aborted job %s: %s", header.src, header.job, cause)
+            self._table.fail_all(PeerFailure(header.src, f"it aborted the job: {cause}"))
+            return wire.Ack(status=wire.OK)
+        arrival = Arrival(header.kind, header.producer, header.pickle_size, list(header.buffer_sizes), payload)
+        self._table.deliver(header.src, header.key, arrival, admission)
+        return wire.Ack(status=wire.OK)
+
+    async def _read_header(self, frames) -> wire.Header:
+        first = await _next_frame(frames)
+        if first is None or first.WhichOneof("body") != "header":
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "the first frame of a push must be a header")
+        h = first.header
+        cfg = self._cfg
+        if h.version != PROTOCOL_VERSION:
+            raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "version",
+                            f"wire protocol version {h.version} is not {PROTOCOL_VERSION}; run the same silofed version at every party")
+        if h.job != cfg.job:
+            raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
+                            f"message for job {h.job!r} reached party {cfg.party!r}, which runs job {cfg.job!r}; check job_name and addresses")
+        if h.dst != cfg.party:
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "wrong_destination",
+                            f"message for party {h.dst!r} reached party {cfg.party!r}; check the addresses in the config")
+        if h.src not in cfg.peers:
+            raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "unknown_party",
+                            f"party {h.src!r} is not a party of job {cfg.job!r}")
+        total = h.pickle_size + sum(h.buffer_sizes)
+        if total > cfg.max_message_bytes:
+            raise _Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
+                            f"object {h.key} from {h.src!r} is {total} bytes, over the limit of {cfg.max_message_bytes}; "
+                            "raise cross_silo_comm.messages_max_size_in_bytes at the receiving party")
+        return h
+
+    async def _read_payload(self, frames, header: wire.Header, total: int) -> bytearray:
+        payload = bytearray(total)
+        view = memoryview(payload)
+        filled = 0
+        while True:
+            frame = await _next_frame(frames)
+            if frame is None:
+                break
+            chunk = frame.chunk
+            if frame.WhichOneof("body") != "chunk" or filled + len(chunk) > total:
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
+                                f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        if filled != total:
+            raise _Rejected(grpc.StatusCode.DATA_LOSS, "truncated",
+                            f"object {header.key} from {header.src!r} ended after {filled} of {total} bytes")
+        return payload
+
+    async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
+        self._rejected[rejected.reason] += 1
+        logger.warning("rejected a message at party %s: %s", self._cfg.party, rejected)
+        await context.abort(rejected.code, str(rejected))

@@ -1,0 +1,200 @@
+"""The sender proxy: pushes objects to other parties. Run as an async Ray actor.
+
+Each ``send`` awaits the object in this party's object store, serializes it
+with out-of-band buffers and streams it in bounded chunks over one
+client-streaming call. Unreachable peers are retried with backoff until the
+connect timeout; a busy receiver is retried until it has room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+import traceback
+from typing import Any, Optional, Sequence
+
+import grpc
+
+from proxy import _wire_pb2 as wire
+from proxy._config import TransportConfig
+from proxy._serialization import dumps, iter_chunks
+from proxy._service import PING, PROTOCOL_VERSION, PUSH, message_options, open_channel
+from proxy.errors import RemoteFailure, TransportError
+
+logger = logging.getLogger("silofed.proxy")
+
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+def _find_remote_failure(exc: BaseException) -> Optional[RemoteFailure]:
+    """The RemoteFailure this error descends from, if any (keeps its origin)."""
+    seen = set()
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, RemoteFailure):
+            return e
+        stack.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+class SenderProxy:
+    """Sends objects to other parties.
+
+    Args:
+        config: the transport configuration of this party.
+        expose_error_trace: send failure messages and tracebacks to peers
+            instead of only the exception type.
+    """
+
+    def __init__(self, config: TransportConfig, expose_error_trace: bool = False):
+        self._cfg = config
+        self._expose = expose_error_trace
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+
+    async def send(self, dst: str, key: str, producer: str, wrapped: Sequence[Any]) -> int:
+        """Send the value of ``wrapped[0]`` (an ObjectRef) to ``dst`` as ``key``.
+
+        The ref is wrapped in a list so that a failed task reaches this method:
+        its error is then sent in place of the value.
+
+        Returns:
+            the number of payload bytes sent.
+
+        Raises:
+            TransportError: the peer refused the message or stayed unreachable.
+        """
+        kind = wire.DATA
+        try:
+            value = await wrapped[0]
+        except Exception as exc:  # the producing task failed: send its error
+            kind, value = wire.ERROR, self._failure(exc, producer)
+        data, buffers = dumps(value)
+        return await self._push(dst, key, producer, kind, data, buffers)
+
+    async def send_abort(self, dst: str, cause: str) -> None:
+        """Tell ``dst`` that this party aborts the job."""
+        payload = cause.encode("utf-8")
+        await self._push(dst, "abort", "", wire.ABORT, payload, [], retry_s=2.0)
+
+    async def ping(self, dst: str, timeout_s: float = 1.0) -> Optional[str]:
+        """Ping ``dst``; returns None if it answered, else why not."""
+        call = self._channel(dst).unary_unary(
+            PING,
+            request_serializer=wire.PingRequest.SerializeToString,
+            response_deserializer=wire.PingReply.FromString,
+        )
+        try:
+            await call(wire.PingRequest(job=self._cfg.job, src=self._cfg.party), timeout=timeout_s)
+        except grpc.aio.AioRpcError as err:
+            return f"{err.code().name}: {err.details()}"
+        return None
+
+    async def stats(self) -> dict:
+        """Per-peer counters: messages, bytes, retries, busy replies, duplicates."""
+        return {dst: dict(c) for dst, c in self._stats.items()}
+
+    async def stop(self) -> None:
+        """Close every channel."""
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+    # -- internals -----------------------------------------------------------
+
+    def _failure(self, exc: BaseException, producer: str) -> RemoteFailure:
+        known = _find_remote_failure(exc)
+        if known is not None:
+            return known
+        cause = _root_cause(exc)
+        exc_type = f"{type(cause).__module__}.{type(cause).__qualname__}"
+        detail = "".join(traceback.format_exception(cause)) if self._expose else None
+        logger.error("task %s failed at party %s; sending the error to peers", producer, self._cfg.party)
+        return RemoteFailure(self._cfg.party, producer, exc_type, detail)
+
+    def _channel(self, dst: str) -> grpc.aio.Channel:
+        channel = self._channels.get(dst)
+        if channel is None:
+            if dst not in self._cfg.peers:
+                raise TransportError(f"party {dst!r} is not a party of job {self._cfg.job!r}", peer=dst)
+            options = message_options(self._cfg.chunk_bytes) + tuple(self._cfg.grpc_options)
+            channel = open_channel(self._cfg.peers[dst], self._cfg.tls, options)
+            self._channels[dst] = channel
+        return channel
+
+    async def _push(self, dst, key, producer, kind, data, buffers, retry_s: Optional[float] = None) -> int:
+        header = wire.Header(
+            version=PROTOCOL_VERSION,
+            job=self._cfg.job,
+            src=self._cfg.party,
+            dst=dst,
+            key=key,
+            kind=kind,
+            producer=producer,
+            pickle_size=len(data),
+            buffer_sizes=[b.nbytes for b in buffers],
+        )
+        total = header.pickle_size + sum(header.buffer_sizes)
+        if total > self._cfg.max_message_bytes:
+            raise TransportError(
+                f"object {key} ({producer}) is {total} bytes, over the limit of "
+                f"{self._cfg.max_message_bytes}; raise cross_silo_comm.messages_max_size_in_bytes",
+                peer=dst, key=key,
+            )
+        parts = [data, *buffers]
+        chunk = self._cfg.chunk_bytes
+
+        def frames():
+            yield wire.Frame(header=header)
+            for view in iter_chunks(parts, chunk):
+                yield wire.Frame(chunk=view.tobytes())
+
+        push = self._channel(dst).stream_unary(
+            PUSH,
+            request_serializer=wire.Frame.SerializeToString,
+            response_deserializer=wire.Ack.FromString,
+        )
+        stats = self._stats[dst]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._cfg.connect_timeout_s if retry_s is None else retry_s)
+        delay = 0.05
+        started = time.monotonic()
+        while True:
+            try:
+                ack = await push(frames())
+            except grpc.aio.AioRpcError as err:
+                if err.code() in _RETRYABLE and loop.time() < deadline:
+                    stats["retries"] += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                stats["failed"] += 1
+                raise TransportError(
+                    f"sending object {key} ({producer}) to party {dst!r} at {self._cfg.peers[dst]} "
+                    f"failed: {err.code().name}: {err.details()}",
+                    peer=dst, key=key, code=err.code().name,
+                ) from None
+            if ack.status == wire.BUSY:
+                stats["busy"] += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                deadline = loop.time() + self._cfg.connect_timeout_s
+                continue
+            break
+        if ack.status == wire.DUPLICATE:
+            stats["duplicates"] += 1
+        stats["sent"] += 1
+        stats["sent_bytes"] += total
+        stats["send_ms_total"] += int((time.monotonic() - started) * 1000)
+        return total

@@ -1,0 +1,79 @@
+"""gRPC glue for the Transport service, written by hand.
+
+Generated ``*_pb2_grpc`` modules pin a minimum grpcio version; the two methods
+here need nothing beyond the stable generic-handler API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import grpc
+
+from proxy import _wire_pb2 as wire
+from proxy._config import TlsFiles
+
+SERVICE = "silofed.wire.Transport"
+PUSH = f"/{SERVICE}/Push"
+PING = f"/{SERVICE}/Ping"
+PROTOCOL_VERSION = 1
+
+# Reconnect quickly once a peer that was not up yet starts listening.
+_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+
+
+def message_options(chunk_bytes: int) -> tuple:
+    """Channel/server options that admit one frame of ``chunk_bytes``."""
+    limit = chunk_bytes + (64 << 10)
+    return (
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+    )
+
+
+def add_transport_service(server: grpc.aio.Server, push, ping) -> None:
+    """Register ``push(request_iterator, context)`` and ``ping(request, context)``."""
+    handlers = {
+        "Push": grpc.stream_unary_rpc_method_handler(
+            push,
+            request_deserializer=wire.Frame.FromString,
+            response_serializer=wire.Ack.SerializeToString,
+        ),
+        "Ping": grpc.unary_unary_rpc_method_handler(
+            ping,
+            request_deserializer=wire.PingRequest.FromString,
+            response_serializer=wire.PingReply.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    """mTLS server credentials that require a client certificate."""
+    return grpc.ssl_server_credentials(
+        [(_read(tls.key), _read(tls.cert))],
+        root_certificates=_read(tls.ca_cert),
+        require_client_auth=True,
+    )
+
+
+def open_channel(address: str, tls: Optional[TlsFiles], options: tuple) -> grpc.aio.Channel:
+    """An asyncio channel to ``address``, with mTLS when ``tls`` is given."""
+    opts = tuple(options) + _RECONNECT_OPTIONS
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=opts)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_cert),
+        private_key=_read(tls.key),
+        certificate_chain=_read(tls.cert),
+    )
+    return grpc.aio.secure_channel(address, creds, options=opts)
