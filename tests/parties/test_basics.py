@@ -47,3 +47,207 @@ def test_rayfed_readme_example_gives_5_at_both_parties():
     run = run_parties(rayfed_readme, ("alice", "bob"))
     assert run.value("alice") == 5
     assert run.value("bob") == 5
+
+
+# -- programming model: nesting, multiple returns, actors, reuse -------------
+
+@fed.remote
+def make(x):
+    return x
+
+
+@fed.remote
+def total(tree):
+    """Sum every number in a nested structure of lists, tuples and dicts."""
+    if isinstance(tree, dict):
+        return sum(total.__wrapped__(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(total.__wrapped__(v) for v in tree)
+    return tree
+
+
+def _total(tree):
+    if isinstance(tree, dict):
+        return sum(_total(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(_total(v) for v in tree)
+    return tree
+
+
+total.__wrapped__ = _total
+
+
+@fed.remote
+def describe(tree, *, scale=1):
+    return {"types": [type(tree).__name__, type(tree["pair"]).__name__], "sum": _total(tree) * scale}
+
+
+@fed.remote
+def split3(x):
+    return x, x * 10, x * 100
+
+
+@fed.remote
+class Counter:
+    def __init__(self, start):
+        self.count = start
+
+    def add(self, n):
+        self.count += n
+        return self.count
+
+    def pair(self):
+        return self.count, -self.count
+
+
+@fed.remote
+def identity(x):
+    return x
+
+
+def programming_model(party, addresses):
+    join(party, addresses)
+    out = {}
+    a = make.party("alice").remote(1)
+    b = make.party("bob").remote(2)
+    # nested FedObjects, owned by both parties, consumed at each party
+    tree = {"l": [a, (b, [a])], "pair": (b, 5), "d": {"x": {"y": b}}}
+    out["nested_at_bob"] = fed.get(describe.party("bob").remote(tree, scale=2))
+    out["nested_at_alice"] = fed.get(describe.party("alice").remote(tree))
+    out["nested_kwarg"] = fed.get(total.party("alice").remote(tree=[a, {"k": b}]))
+    # .party() returns a new bound object and leaves the original alone
+    f_alice = make.party("alice")
+    f_bob = make.party("bob")
+    out["bound"] = [f_alice.remote(7).get_party(), f_bob.remote(8).get_party()]
+    # multiple returns, for a function and an actor method
+    x, y, z = split3.options(num_returns=3).party("bob").remote(a)
+    out["num_returns"] = fed.get([x, y, z])
+    # actor state across parties and calls
+    c = Counter.party("bob").remote(10)
+    for n in (1, 2, 3):
+        c.add.remote(a if n == 1 else n)
+    last = c.add.remote(b)
+    out["actor_state"] = fed.get(last)
+    p, q = c.pair.options(num_returns=2).remote()
+    out["actor_num_returns"] = fed.get([p, q])
+    # object reuse: one object used by many calls at bob is sent once
+    big = make.party("alice").remote(list(range(1000)))
+    before = fed.stats()
+    uses = [identity.party("bob").remote(big) for _ in range(5)]
+    out["reuse_values"] = [len(v) for v in fed.get(uses)]
+    after = fed.stats()
+    out["reuse_sent_to_bob"] = after["sent"].get("bob", {}).get("sent", 0) - before["sent"].get("bob", {}).get("sent", 0)
+    out["reuse_received"] = after["received"]["received"] - before["received"]["received"]
+    # many objects in flight before any get
+    flight = [identity.party("bob" if i % 2 else "alice").remote(i) for i in range(300)]
+    summed = total.party("alice").remote(flight)
+    out["in_flight"] = fed.get(summed)
+    out["stats"] = fed.stats()
+    leave()
+    return out
+
+
+def test_programming_model_nesting_returns_actors_reuse():
+    run = run_parties(programming_model, ("alice", "bob"), timeout=150)
+    for party in ("alice", "bob"):
+        out = run.value(party)
+        assert out["nested_at_bob"] == {"types": ["dict", "tuple"], "sum": (1 + 2 + 1 + 2 + 5 + 2) * 2}
+        assert out["nested_at_alice"] == {"types": ["dict", "tuple"], "sum": 13}
+        assert out["nested_kwarg"] == 3
+        assert out["bound"] == ["alice", "bob"]
+        assert out["num_returns"] == [1, 10, 100]
+        assert out["actor_state"] == 10 + 1 + 2 + 3 + 2
+        assert out["actor_num_returns"] == [18, -18]
+        assert out["reuse_values"] == [1000] * 5
+        assert out["in_flight"] == sum(range(300))
+    # `big` crossed from alice to bob once although five calls at bob used it;
+    # the five results crossed back to alice for fed.get.
+    assert run.value("alice")["reuse_sent_to_bob"] == 1
+    assert run.value("bob")["reuse_received"] == 1
+    assert run.value("alice")["reuse_received"] == 5
+
+
+# -- three parties: a 20-hop chain and a 64 MiB array -------------------------
+
+@fed.remote
+def hop(x, party):
+    return x + [party]
+
+
+@fed.remote
+def make_array(n_bytes, seed):
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 255, size=n_bytes, dtype=np.uint8)
+
+
+@fed.remote
+def checksum(arr):
+    import hashlib
+
+    return hashlib.sha256(arr.tobytes()).hexdigest(), arr.nbytes, bool(arr.flags.writeable)
+
+
+def chain_and_array(party, addresses):
+    join(party, addresses)
+    order = ["alice", "bob", "carol"]
+    x = make.party("alice").remote([])
+    for i in range(20):
+        x = hop.party(order[(i + 1) % 3]).remote(x, order[(i + 1) % 3])
+    path = fed.get(x)
+    arr = make_array.party("alice").remote(64 << 20, 7)
+    at_carol = checksum.party("carol").remote(arr)
+    at_alice = checksum.party("alice").remote(arr)
+    sums = fed.get([at_carol, at_alice])
+    leave()
+    return {"path": path, "sums": sums}
+
+
+def test_three_party_chain_and_64mib_array():
+    run = run_parties(chain_and_array, ("alice", "bob", "carol"), timeout=180)
+    expected_path = [["alice", "bob", "carol"][(i + 1) % 3] for i in range(20)]
+    for party in ("alice", "bob", "carol"):
+        out = run.value(party)
+        assert out["path"] == expected_path
+        (carol_sum, carol_n, _), (alice_sum, alice_n, _) = out["sums"]
+        assert carol_n == alice_n == 64 << 20
+        assert carol_sum == alice_sum
+
+
+# -- start order, re-init ---------------------------------------------------------
+
+def late_start(party, addresses):
+    join(party, addresses)
+    a = make.party("alice").remote(40)
+    b = aggregate.party("bob").remote(a, 2)
+    result = fed.get(b)
+    leave()
+    return result
+
+
+def test_bob_starts_5s_after_alice():
+    run = run_parties(late_start, ("alice", "bob"), start_delay={"bob": 5.0}, timeout=120)
+    assert run.value("alice") == run.value("bob") == 42
+
+
+def reinit(party, addresses, second_addresses):
+    from tests.parties.common import start_ray
+
+    start_ray()
+    results = []
+    for job, addrs in (("first", addresses), ("second", second_addresses)):
+        fed.init(addresses=addrs, party=party, job_name=job)
+        a = make.party("alice").remote(len(job))
+        b = aggregate.party("bob").remote(a, 100)
+        results.append(fed.get(b))
+        fed.shutdown()
+    ray.shutdown()
+    return results
+
+
+def test_reinit_in_same_process_with_new_job_and_addresses():
+    from tests.parties.harness import local_addresses
+
+    second = local_addresses(["alice", "bob"])
+    run = run_parties(reinit, ("alice", "bob"), args={"second_addresses": second}, timeout=120)
+    assert run.value("alice") == run.value("bob") == [105, 106]
