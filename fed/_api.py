@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
+import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError
 
+from fed._cleanup import CleanupManager
 from fed._config import JobConfig, allowed_globals, load_job_config
 from fed._errors import ConfigError, FedError, FedTimeoutError, PeerUnavailableError, translate
 from fed._job import Job, current_job, set_current_job
 from fed._logging import configure_logging
 from fed._object import FedObject
 from fed._remote import FedActorHandle
+from fed._signals import ProcessHooks
 from proxy import ReceiverProxy, SenderProxy, TlsFiles, TransportConfig
 
 logger = logging.getLogger("silofed")
 
 _SHUTDOWN_WAIT_S = 60.0
+_CONTROL_WAIT_S = 5.0
 
 
 def _transport_config(cfg: JobConfig) -> TransportConfig:
@@ -45,6 +48,8 @@ def _transport_config(cfg: JobConfig) -> TransportConfig:
         tls=tls,
         allowed_globals=allowed_globals(comm),
         grpc_options=tuple(tuple(o) for o in comm.grpc_channel_options or ()),
+        peer_timeout_s=comm.peer_timeout_ms / 1000,
+        ping_interval_s=comm.ping_interval_ms / 1000,
     )
 
 
@@ -87,6 +92,49 @@ def _barrier(job: Job, timeout_s: float) -> None:
             time.sleep(0.2)
 
 
+def _describe(failure: BaseException, expose: bool) -> str:
+    """What peers are told about a local failure: never the message of a user error unless exposed."""
+    if isinstance(failure, FedError) or expose:
+        return f"{type(failure).__name__}: {failure}"
+    return f"{type(failure).__name__} (details redacted; see this party's log)"
+
+
+class _Runtime:
+    """Glue between a Job, its cleanup manager and the process hooks."""
+
+    def __init__(self, job: Job, failure_handler: Optional[Callable[[BaseException], None]]):
+        self.job = job
+        self.cleanup = CleanupManager(
+            wait_any=lambda refs, t: ray.wait(refs, num_returns=len(refs), timeout=t)[0],
+            check=_get_translated,
+            abort=self._abort,
+            failure_handler=failure_handler,
+            on_send_result=self._on_send_result,
+        )
+        self.hooks = ProcessHooks(on_failure=self.cleanup.fail, on_exit=self._at_exit)
+        job.track_send = self.cleanup.track
+
+    def _on_send_result(self, result: Any) -> None:
+        _, sent_error = result
+        if sent_error:
+            self.job.note_failure(FedError("a task of this party failed; its error was sent to peers"))
+
+    def _abort(self, failure: BaseException) -> None:
+        job = self.job
+        cause = _describe(failure, job.config.comm.expose_error_trace)
+        logger.error("aborting job %s: %s", job.config.job_name, cause)
+        refs = [job.sender.send_control.remote(p, "abort", cause) for p in job.peers]
+        refs.append(job.receiver.abort.remote(job.party, f"it aborted the job: {cause}"))
+        ray.wait(refs, num_returns=len(refs), timeout=_CONTROL_WAIT_S)
+
+    def _at_exit(self) -> None:
+        if _runtime is self:
+            shutdown(_exiting=True)
+
+
+_runtime: Optional[_Runtime] = None
+
+
 def init(
     addresses: Optional[Mapping[str, str]] = None,
     party: Optional[str] = None,
@@ -94,8 +142,9 @@ def init(
     tls_config: Optional[Mapping[str, str]] = None,
     logging_level: str = "info",
     job_name: Optional[str] = None,
-    sending_failure_handler: Optional[Callable[[Exception], None]] = None,
+    sending_failure_handler: Optional[Callable[[BaseException], None]] = None,
     *,
+    failure_handler: Optional[Callable[[BaseException], None]] = None,
     ray_address: Optional[str] = None,
     ray_init_kwargs: Optional[Mapping[str, Any]] = None,
     **rayfed_options: Any,
@@ -103,7 +152,8 @@ def init(
     """Join a federated job as ``party``.
 
     Must be called by every party, with the same parties and job name. Starts
-    this party's receiver (listening on its address) and sender proxies.
+    this party's receiver (listening on its address) and sender proxies, and
+    installs SIGINT/SIGTERM handlers (main thread only) and an exit hook.
 
     Args:
         addresses: RayFed form ``{party: "host:port"}``; or give ``config``.
@@ -113,7 +163,9 @@ def init(
         tls_config: RayFed form ``{"ca_cert", "cert", "key"}``.
         logging_level: level of the ``silofed`` logger.
         job_name: overrides the config's job name.
-        sending_failure_handler: called with the error when a send fails for good.
+        sending_failure_handler: RayFed's name for ``failure_handler``.
+        failure_handler: called once, with the error, on an unintended
+            shutdown (a send failed for good, a signal, an uncaught exception).
         ray_address: connect to this Ray cluster if Ray is not initialised.
         ray_init_kwargs: extra ``ray.init`` arguments when silofed starts Ray.
 
@@ -121,16 +173,13 @@ def init(
         ConfigError: the configuration is invalid (the message says how to fix it).
         FedError: already initialised, or the proxies could not start.
     """
+    global _runtime
     unknown = set(rayfed_options) - {"sender_proxy_cls", "receiver_proxy_cls", "receiver_sender_proxy_cls"}
     if unknown:
         raise ConfigError(f"fed.init got unknown arguments {sorted(unknown)}")
     if any(rayfed_options.values()):
         raise ConfigError("custom proxy classes (sender_proxy_cls, ...) are not supported by silofed")
-    try:
-        current_job()
-    except FedError:
-        pass
-    else:
+    if _runtime is not None:
         raise FedError("fed.init was already called in this process: call fed.shutdown() first")
     cfg = load_job_config(party=party, addresses=addresses, config=config, tls_config=tls_config, job_name=job_name)
     configure_logging(cfg.party, cfg.job_name, logging_level)
@@ -153,9 +202,10 @@ def init(
         _raise_translated(exc)
     sender = _start_proxy(SenderProxy, f"{prefix}:sender", cfg.comm.send_resource_label,
                           transport, cfg.comm.expose_error_trace)
-    job = Job(cfg, sender, receiver, started_ray)
-    job.failure_handler = sending_failure_handler
+    job = Job(cfg, sender, receiver, started_ray, track_send=lambda ref: None)
+    _runtime = _Runtime(job, failure_handler or sending_failure_handler)
     set_current_job(job)
+    _runtime.hooks.install()
     logger.info("joined job %s as %s, listening on %s", cfg.job_name, cfg.party, cfg.listen_address)
     if cfg.barrier_on_initializing:
         try:
@@ -173,15 +223,17 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
 
     Args:
         fed_objects: one FedObject or a list of them.
-        timeout: seconds to wait at most, or None to wait until the data arrives.
+        timeout: seconds to wait at most; default ``cross_silo_comm.recv_timeout_ms``,
+            else as long as the peers are alive.
 
     Returns:
         the value, or a list of values in the same order.
 
     Raises:
         RemoteError: the producing task failed at another party.
+        PeerUnavailableError: a peer aborted or stopped answering.
         FedTimeoutError: ``timeout`` passed before every value arrived.
-        FedError: another transport or peer failure (see fed.FedError's tree).
+        FedError: another transport failure (see fed.FedError's tree).
     """
     job = current_job()
     single = isinstance(fed_objects, FedObject)
@@ -189,6 +241,8 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     for obj in objs:
         if not isinstance(obj, FedObject):
             raise ConfigError(f"fed.get takes FedObjects (results of fed calls), not {type(obj).__name__}")
+    if timeout is None and job.config.comm.recv_timeout_ms is not None:
+        timeout = job.config.comm.recv_timeout_ms / 1000
     refs = []
     for obj in objs:
         if obj.get_party() == job.party:
@@ -201,10 +255,13 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         missing = [o for o, r in zip(objs, refs) if r not in ready]
         first = missing[0]
-        raise FedTimeoutError(
+        error = FedTimeoutError(
             f"fed.get timed out after {timeout} s waiting for {len(missing)} object(s), first {first.get_fed_task_id()} "
-            f"produced by {first.producer!r} at party {first.get_party()!r}") from None
+            f"produced by {first.producer!r} at party {first.get_party()!r}")
+        job.note_failure(error)
+        raise error from None
     except RayError as exc:
+        job.note_failure(translate(exc) or exc)
         _raise_translated(exc)
     return values[0] if single else values
 
@@ -225,39 +282,81 @@ def stats() -> dict:
     return {"party": job.party, "job": job.config.job_name, "sent": sent, "received": received}
 
 
-def shutdown(timeout: float = _SHUTDOWN_WAIT_S) -> None:
-    """Leave the job: wait for pending sends, stop the proxies, free the port.
+def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
+    for peer, state in states.items():
+        if state != "done":
+            return PeerUnavailableError(f"party {peer!r} did not finish the job cleanly: {state}", peer)
+    return None
 
-    Afterwards ``fed.init`` may be called again in the same process. If
-    fed.init started Ray, Ray is stopped too. Safe to call twice.
+
+def _is_failure(exc: Optional[BaseException]) -> bool:
+    if isinstance(exc, SystemExit):
+        return exc.code not in (0, None)
+    return exc is not None
+
+
+def _get_translated(ref: ray.ObjectRef) -> Any:
+    try:
+        return ray.get(ref)
+    except RayError as exc:
+        raise (translate(exc) or exc) from None
+
+
+def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> None:
+    """Leave the job: deliver pending sends, tell the peers, stop the proxies, free the port.
+
+    Called while an exception propagates (e.g. in a ``finally``), it is an
+    unintended shutdown: peers are told the job aborted. With
+    ``cross_silo_comm.exit_on_failure`` it waits for every peer to finish and
+    exits the process with status 1 if any party failed. Afterwards
+    ``fed.init`` may be called again in the same process; if fed.init started
+    Ray, Ray is stopped too. Safe to call twice.
 
     Args:
         timeout: seconds to wait at most for pending sends.
     """
-    try:
-        job = current_job()
-    except FedError:
+    global _runtime
+    rt = _runtime
+    if rt is None:
         return
+    job, cleanup = rt.job, rt.cleanup
+    comm = job.config.comm
+    exit_on_failure = comm.exit_on_failure or comm.exit_on_sending_failure
+    handling = sys.exc_info()[1] or rt.hooks.exiting_with_exception
+    if _is_failure(handling):
+        cleanup.fail(handling)
     try:
-        pending = job.pending_sends
-        if pending:
-            done, not_done = ray.wait(pending, num_returns=len(pending), timeout=timeout)
-            if not_done:
-                logger.error("%d send(s) still pending after %.0f s at shutdown; they are dropped",
-                             len(not_done), timeout)
-            for ref in done:
-                try:
-                    ray.get(ref)
-                except RayError as exc:
-                    logger.error("a send failed: %s", translate(exc) or exc)
+        if not cleanup.failing or comm.continue_waiting_for_data_sending_on_error is not False:
+            if not cleanup.wait_for_sends(timeout):
+                logger.error("sends still pending after %.0f s at shutdown; they are dropped", timeout)
+        if not cleanup.failing:
+            refs = [job.sender.send_control.remote(p, "done") for p in job.peers]
+            ray.wait(refs, num_returns=len(refs), timeout=_CONTROL_WAIT_S)
+            if exit_on_failure:
+                states = ray.get(job.receiver.wait_peers_finished.remote(24 * 3600.0))
+                peer_failure = _peer_failure(states)
+                if peer_failure is not None:
+                    logger.error("%s", peer_failure)
+                    job.note_failure(peer_failure)
+        cleanup.wait_for_abort(_CONTROL_WAIT_S * 2)
         for stop in (job.receiver.stop.remote(), job.sender.stop.remote()):
             try:
                 ray.get(stop, timeout=10)
-            except (RayError, concurrent.futures.TimeoutError) as exc:
+            except Exception as exc:
                 logger.warning("stopping a proxy failed: %s", exc)
         for actor in (job.receiver, job.sender):
             ray.kill(actor)
     finally:
+        cleanup.close()
+        rt.hooks.uninstall()
+        _runtime = None
         set_current_job(None)
         if job.started_ray:
             ray.shutdown()
+    failed = cleanup.failure or job.seen_failure
+    if exit_on_failure and failed is not None:
+        logger.error("exiting with status 1 after a failure: %s", _describe(failed, True))
+        if _exiting:
+            os._exit(1)
+        if not _is_failure(handling):
+            sys.exit(1)

@@ -38,10 +38,17 @@ class CrossSiloComm(_Strict):
         1 << 30, gt=0, description="Receiver memory for data that arrived before the program asked for it.")
     expose_error_trace: bool = Field(
         False, description="Send error messages and tracebacks to other parties (otherwise only the type).")
+    exit_on_failure: bool = Field(
+        False, description="Exit non-zero after any local or remote failure; fed.shutdown waits for every peer.")
     exit_on_sending_failure: bool = Field(
-        False, description="Exit the process when sending to a peer fails for good.")
-    continue_waiting_for_data_sending_on_error: bool = Field(
-        False, description="On an error, still wait for pending sends at shutdown.")
+        False, description="RayFed's name; implies exit_on_failure.")
+    continue_waiting_for_data_sending_on_error: Optional[bool] = Field(
+        None, description="After a failure, still deliver pending sends at shutdown (default) or drop them (false).")
+    peer_timeout_ms: int = Field(
+        10_000, gt=0, description="A peer that stops answering pings for this long is declared unavailable.")
+    ping_interval_ms: int = Field(1_000, gt=0, description="How often each peer is pinged.")
+    recv_timeout_ms: Optional[int] = Field(
+        None, gt=0, description="Default timeout of fed.get; None waits as long as the peers are alive.")
     serializing_allowed_list: Optional[dict[str, Union[list[str], str]]] = Field(
         None, description="{module: [names]} received data may reference; None allows everything.")
     send_resource_label: Optional[dict[str, float]] = Field(

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ray.exceptions import RayTaskError
-
 import proxy.errors as perr
 
 
@@ -117,24 +115,9 @@ class ProgramDivergenceError(FedError):
         self.key, self.expected, self.received = key, expected, received
 
 
-def _causes(exc: BaseException):
-    seen = set()
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, RayTaskError):  # a wrapper that also subclasses its cause's type
-            stack.append(e.cause)
-            continue
-        yield e
-        stack.extend([e.__context__, e.__cause__])
-
-
 def translate(exc: BaseException) -> Optional[FedError]:
     """The FedError for a transport failure found in ``exc``'s chain, else None."""
-    for e in _causes(exc):
+    for e in perr.iter_causes(exc):
         if isinstance(e, FedError):
             return e
         if isinstance(e, perr.RemoteFailure):

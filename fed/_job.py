@@ -22,10 +22,6 @@ from fed._object import FedObject
 
 logger = logging.getLogger("silofed")
 
-# A pending-send list longer than this is pruned of finished sends.
-_PRUNE_AT = 512
-
-
 class Job:
     """State of one federated job at this party.
 
@@ -34,17 +30,19 @@ class Job:
         sender: handle of this party's sender proxy actor.
         receiver: handle of this party's receiver proxy actor.
         started_ray: True if fed.init started Ray and shutdown must stop it.
+        track_send: hands each send's ObjectRef to the cleanup manager.
     """
 
-    def __init__(self, config: JobConfig, sender, receiver, started_ray: bool):
+    def __init__(self, config: JobConfig, sender, receiver, started_ray: bool, track_send: Callable[[Any], None]):
         self.config = config
         self.party = config.party
         self.peers = [p for p in config.addresses if p != config.party]
         self.sender = sender
         self.receiver = receiver
         self.started_ray = started_ray
-        self.pending_sends: list[ray.ObjectRef] = []
-        self.failure_handler: Optional[Callable[[Exception], None]] = None
+        self.track_send = track_send
+        # the first failure seen here (raised by fed.get, or a local task's error sent to peers)
+        self.seen_failure: Optional[BaseException] = None
         self._seq = itertools.count()
 
     def check_party(self, party: Optional[str], what: str) -> str:
@@ -73,10 +71,12 @@ class Job:
         if dst in obj._sent_to:
             return
         obj._sent_to.add(dst)
-        ref = self.sender.send.remote(dst, obj._key, obj._producer, [obj._ref])
-        self.pending_sends.append(ref)
-        if len(self.pending_sends) >= _PRUNE_AT:
-            self._prune_sends()
+        self.track_send(self.sender.send.remote(dst, obj._key, obj._producer, [obj._ref]))
+
+    def note_failure(self, failure: BaseException) -> None:
+        """Remember that the job saw a failure (decides the exit code with exit_on_failure)."""
+        if self.seen_failure is None:
+            self.seen_failure = failure
 
     def call(
         self,
@@ -125,14 +125,6 @@ class Job:
             if obj._owner == self.party:
                 self.push(obj, party)
         return None
-
-    def _prune_sends(self) -> None:
-        done, self.pending_sends = ray.wait(self.pending_sends, num_returns=len(self.pending_sends), timeout=0)
-        for ref in done:
-            try:
-                ray.get(ref)
-            except Exception as exc:  # reported again at shutdown by the caller's log
-                logger.error("a send failed: %s", exc)
 
 
 _current: Optional[Job] = None

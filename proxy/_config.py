@@ -38,6 +38,9 @@ class TransportConfig:
         allowed_globals: ``{module: [names]}`` that received pickles may
             reference, or None to allow everything (trusted peers).
         grpc_options: extra gRPC channel/server options.
+        peer_timeout_s: a peer that answered pings before and has not for
+            this long is declared unreachable.
+        ping_interval_s: how often each peer is pinged.
     """
 
     job: str
@@ -51,3 +54,5 @@ class TransportConfig:
     tls: Optional[TlsFiles] = None
     allowed_globals: Optional[Mapping[str, tuple]] = None
     grpc_options: tuple = field(default_factory=tuple)
+    peer_timeout_s: float = 10.0
+    ping_interval_s: float = 1.0

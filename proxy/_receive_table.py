@@ -68,6 +68,7 @@ class ReceiveTable:
         self._seen: set[tuple[str, str]] = set()
         self._reserved = 0
         self._failure: Optional[BaseException] = None
+        self._failed_sources: dict[str, BaseException] = {}
 
     def admit(self, src: str, key: str, nbytes: int) -> Admission:
         """Decide whether a message announced by its header may stream in.
@@ -120,30 +121,46 @@ class ReceiveTable:
     def post(self, src: str, key: str) -> "asyncio.Future[Arrival]":
         """Ask for a message; the future resolves with its Arrival.
 
+        Data that already arrived is always delivered, even after a failure;
+        otherwise a recorded failure (``fail_all``/``fail_from``) fails it.
+
         Raises:
             RuntimeError: the same receive was posted twice (a bug in the caller).
         """
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if self._failure is not None:
-            future.set_exception(self._failure)
-            return future
+        future = asyncio.get_running_loop().create_future()
         slot = self._slots.setdefault((src, key), _Slot())
         if slot.future is not None:
             raise RuntimeError(f"receive for {key} from {src} posted twice")
-        slot.future = future
         if slot.arrival is not None:
             self._buffer(-len(slot.arrival.payload))
             future.set_result(slot.arrival)
             del self._slots[(src, key)]
+            return future
+        failure = self._failure or self._failed_sources.get(src)
+        if failure is not None:
+            del self._slots[(src, key)]
+            future.set_exception(failure)
+            return future
+        slot.future = future
         return future
 
     def fail_all(self, error: BaseException) -> None:
-        """Fail every pending and every future receive with ``error``."""
-        self._failure = error
-        for slot in self._slots.values():
-            if slot.future is not None and not slot.future.done():
-                slot.future.set_exception(error)
+        """Fail every pending and every future receive (of data not yet arrived) with ``error``."""
+        if self._failure is None:
+            self._failure = error
+        self._fail_pending(lambda src: True, error)
+
+    def fail_from(self, src: str, error: BaseException) -> None:
+        """Fail pending and future receives from ``src`` (of data not yet arrived)."""
+        self._failed_sources.setdefault(src, error)
+        self._fail_pending(lambda s: s == src, error)
+
+    def _fail_pending(self, match, error: BaseException) -> None:
+        for (src, key), slot in list(self._slots.items()):
+            if match(src) and slot.future is not None:
+                if not slot.future.done():
+                    slot.future.set_exception(error)
+                del self._slots[(src, key)]
 
     def _buffer(self, delta: int) -> None:
         self.stats.buffered_bytes += delta

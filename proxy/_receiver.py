@@ -18,7 +18,8 @@ from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._receive_table import Admission, Arrival, ReceiveTable
 from proxy._serialization import loads
-from proxy._service import PROTOCOL_VERSION, add_transport_service, message_options, server_credentials
+from proxy._liveness import PeerLiveness
+from proxy._service import PING, PROTOCOL_VERSION, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError
 
 logger = logging.getLogger("silofed.proxy")
@@ -55,6 +56,12 @@ class ReceiverProxy:
         self._table = ReceiveTable(config.unsolicited_budget_bytes)
         self._server: grpc.aio.Server | None = None
         self._rejected: collections.Counter[str] = collections.Counter()
+        # peer -> "running" | "done" | "aborted: ..." | "unreachable: ..."
+        self._peer_state: dict[str, str] = {p: "running" for p in config.peers}
+        self._peer_changed = asyncio.Event()
+        self._liveness: PeerLiveness | None = None
+        self._watcher: asyncio.Task | None = None
+        self._ping_channels: dict[str, grpc.aio.Channel] = {}
 
     async def start(self) -> str:
         """Start listening; returns the bound address.
@@ -64,7 +71,7 @@ class ReceiverProxy:
         """
         options = message_options(self._cfg.chunk_bytes) + (("grpc.so_reuseport", 0),) + tuple(self._cfg.grpc_options)
         server = grpc.aio.server(options=options)
-        add_transport_service(server, self._push, self._ping)
+        add_transport_service(server, self._push, self._answer_ping)
         address = self._cfg.listen_address
         try:
             if self._cfg.tls is None:
@@ -83,10 +90,20 @@ class ReceiverProxy:
             ) from cause
         await server.start()
         self._server = server
+        loop = asyncio.get_running_loop()
+        self._liveness = PeerLiveness(self._cfg.peers, loop.time(), self._cfg.peer_timeout_s,
+                                      self._cfg.connect_timeout_s)
+        self._watcher = asyncio.ensure_future(self._watch_peers())
         return address
 
     async def stop(self, grace_s: float = 1.0) -> None:
         """Stop the server and fail receives still waiting."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        for channel in self._ping_channels.values():
+            await channel.close()
+        self._ping_channels.clear()
         if self._server is not None:
             await self._server.stop(grace_s)
             self._server = None
@@ -128,13 +145,37 @@ class ReceiverProxy:
             "rejected": dict(self._rejected),
         }
 
+    async def abort(self, origin: str, cause: str) -> None:
+        """Fail every pending and future receive: the job is being aborted."""
+        self._table.fail_all(PeerFailure(origin, cause))
+
+    async def wait_peers_finished(self, timeout_s: float) -> dict[str, str]:
+        """Wait until every peer finished, aborted or is unreachable (at most ``timeout_s``).
+
+        Returns:
+            ``{peer: state}`` with state "done", "aborted: ...", "unreachable: ..."
+            or "running" for peers still running at the timeout.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while any(state == "running" for state in self._peer_state.values()):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self._peer_changed.clear()
+            try:
+                await asyncio.wait_for(self._peer_changed.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        return dict(self._peer_state)
+
     async def ready(self) -> bool:
         """Returns True once the actor is up (used as a liveness probe)."""
         return True
 
     # -- gRPC handlers -------------------------------------------------------
 
-    async def _ping(self, request: wire.PingRequest, context: grpc.aio.ServicerContext) -> wire.PingReply:
+    async def _answer_ping(self, request: wire.PingRequest, context: grpc.aio.ServicerContext) -> wire.PingReply:
         if request.job != self._cfg.job:
             await self._reject(context, _Rejected(
                 grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
@@ -164,15 +205,64 @@ class ReceiverProxy:
             if admission is not None:
                 self._table.release(admission, total)
             raise
-        if header.kind == wire.ABORT:
+        if header.kind in (wire.ABORT, wire.DONE):
             self._table.release(admission, total)
-            cause = bytes(payload).decode("utf-8", "replace")
-            logger.warning("party %s aborted job %s: %s", header.src, header.job, cause)
-            self._table.fail_all(PeerFailure(header.src, f"it aborted the job: {cause}"))
+            self._control(header, bytes(payload).decode("utf-8", "replace"))
             return wire.Ack(status=wire.OK)
         arrival = Arrival(header.kind, header.producer, header.pickle_size, list(header.buffer_sizes), payload)
         self._table.deliver(header.src, header.key, arrival, admission)
         return wire.Ack(status=wire.OK)
+
+    def _control(self, header: wire.Header, cause: str) -> None:
+        src = header.src
+        if self._liveness is not None:
+            self._liveness.forget(src)
+        if header.kind == wire.DONE:
+            self._set_peer_state(src, "done")
+            self._table.fail_from(src, PeerFailure(
+                src, "it finished the job without sending this object; do all parties run the same program?"))
+            return
+        logger.warning("party %s aborted job %s: %s", src, header.job, cause)
+        self._set_peer_state(src, f"aborted: {cause}")
+        self._table.fail_all(PeerFailure(src, f"it aborted the job: {cause}"))
+
+    def _set_peer_state(self, peer: str, state: str) -> None:
+        if self._peer_state.get(peer) == "running":
+            self._peer_state[peer] = state
+            self._peer_changed.set()
+
+    async def _ping(self, peer: str) -> bool:
+        channel = self._ping_channels.get(peer)
+        if channel is None:
+            channel = open_channel(self._cfg.peers[peer], self._cfg.tls, tuple(self._cfg.grpc_options))
+            self._ping_channels[peer] = channel
+        call = channel.unary_unary(PING, request_serializer=wire.PingRequest.SerializeToString,
+                                   response_deserializer=wire.PingReply.FromString)
+        try:
+            await call(wire.PingRequest(job=self._cfg.job, src=self._cfg.party),
+                       timeout=max(self._cfg.ping_interval_s * 2, 0.5))
+        except grpc.aio.AioRpcError:
+            return False
+        return True
+
+    async def _watch_peers(self) -> None:
+        loop = asyncio.get_running_loop()
+        liveness = self._liveness
+        while liveness.watched():
+            peers = liveness.watched()
+            answers = await asyncio.gather(*(self._ping(p) for p in peers))
+            now = loop.time()
+            for peer, ok in zip(peers, answers):
+                if ok:
+                    liveness.answered(peer, now)
+            for peer, reason in liveness.gone(now):
+                liveness.forget(peer)
+                if self._peer_state.get(peer) != "running":
+                    continue
+                logger.error("party %s is unreachable: %s", peer, reason)
+                self._set_peer_state(peer, f"unreachable: {reason}")
+                self._table.fail_all(PeerFailure(peer, f"it is unreachable: {reason}"))
+            await asyncio.sleep(self._cfg.ping_interval_s)
 
     async def _read_header(self, frames) -> wire.Header:
         first = await _next_frame(frames)

@@ -21,7 +21,7 @@ from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._serialization import dumps, iter_chunks
 from proxy._service import PING, PROTOCOL_VERSION, PUSH, message_options, open_channel
-from proxy.errors import RemoteFailure, TransportError
+from proxy.errors import RemoteFailure, TransportError, iter_causes
 
 logger = logging.getLogger("silofed.proxy")
 
@@ -30,22 +30,11 @@ _RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
 def _find_remote_failure(exc: BaseException) -> Optional[RemoteFailure]:
     """The RemoteFailure this error descends from, if any (keeps its origin)."""
-    seen = set()
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, RemoteFailure):
-            return e
-        stack.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
-    return None
+    return next((e for e in iter_causes(exc) if isinstance(e, RemoteFailure)), None)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
+    return next(iter_causes(exc), exc)
 
 
 class SenderProxy:
@@ -63,14 +52,15 @@ class SenderProxy:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
-    async def send(self, dst: str, key: str, producer: str, wrapped: Sequence[Any]) -> int:
+    async def send(self, dst: str, key: str, producer: str, wrapped: Sequence[Any]) -> tuple[int, bool]:
         """Send the value of ``wrapped[0]`` (an ObjectRef) to ``dst`` as ``key``.
 
         The ref is wrapped in a list so that a failed task reaches this method:
         its error is then sent in place of the value.
 
         Returns:
-            the number of payload bytes sent.
+            the number of payload bytes sent, and True if an error was sent
+            in place of the value.
 
         Raises:
             TransportError: the peer refused the message or stayed unreachable.
@@ -81,12 +71,12 @@ class SenderProxy:
         except Exception as exc:  # the producing task failed: send its error
             kind, value = wire.ERROR, self._failure(exc, producer)
         data, buffers = dumps(value)
-        return await self._push(dst, key, producer, kind, data, buffers)
+        return await self._push(dst, key, producer, kind, data, buffers), kind == wire.ERROR
 
-    async def send_abort(self, dst: str, cause: str) -> None:
-        """Tell ``dst`` that this party aborts the job."""
-        payload = cause.encode("utf-8")
-        await self._push(dst, "abort", "", wire.ABORT, payload, [], retry_s=2.0)
+    async def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> None:
+        """Tell ``dst`` that this party aborts the job (``kind="abort"``) or finished it (``"done"``)."""
+        code = {"abort": wire.ABORT, "done": wire.DONE}[kind]
+        await self._push(dst, kind, "", code, cause.encode("utf-8"), [], retry_s=retry_s)
 
     async def ping(self, dst: str, timeout_s: float = 1.0) -> Optional[str]:
         """Ping ``dst``; returns None if it answered, else why not."""
@@ -119,8 +109,10 @@ class SenderProxy:
             return known
         cause = _root_cause(exc)
         exc_type = f"{type(cause).__module__}.{type(cause).__qualname__}"
-        detail = "".join(traceback.format_exception(cause)) if self._expose else None
-        logger.error("task %s failed at party %s; sending the error to peers", producer, self._cfg.party)
+        full = "".join(traceback.format_exception(cause))
+        detail = full if self._expose else None
+        logger.error("task %s failed at party %s; sending %s to peers (%s):\n%s", producer, self._cfg.party,
+                     exc_type, "with details" if self._expose else "redacted", full)
         return RemoteFailure(self._cfg.party, producer, exc_type, detail)
 
     def _channel(self, dst: str) -> grpc.aio.Channel:

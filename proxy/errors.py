@@ -13,7 +13,9 @@ transport keeps its own types so that it never imports ``fed``.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
+
+from ray.exceptions import RayTaskError
 
 
 class TransportError(Exception):
@@ -99,3 +101,23 @@ class PeerFailure(Exception):
 
     def __reduce__(self):
         return (type(self), (self.peer, self.cause))
+
+
+def iter_causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was caused by, looking through Ray's task-error wrappers.
+
+    A ``RayTaskError`` also subclasses its cause's type without carrying its
+    fields, so the wrapper itself is skipped and its ``cause`` visited instead.
+    """
+    seen: set[int] = set()
+    stack: list[Optional[BaseException]] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, RayTaskError):
+            stack.append(e.cause)
+            continue
+        yield e
+        stack.extend([e.__context__, e.__cause__])
