@@ -110,9 +110,8 @@ def _cmd_certs(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise FedError(f"`fed certs` is not available in this installation ({exc})") from None
     load_file_config(args.config)
-    written = write_party_certs(args.config, args.out, args.force)
-    for path in written or ():
-        print(path)
+    write_party_certs(args.config, args.out, args.force)
+    print(f"wrote a CA and a certificate and key per party to {args.out}")
     return 0
 
 
@@ -202,6 +201,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.func(args)
     except FedError as exc:
         print(f"fed {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"fed {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"fed {args.command}: interrupted", file=sys.stderr)
