@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -24,30 +25,58 @@ pytestmark = pytest.mark.parties
 REPO = Path(__file__).resolve().parents[2]
 
 
-def fed_command(*argv: str, timeout: float) -> str:
-    """Run ``fed ARGV`` from the repository root; returns its output, fails the test if it fails."""
+def _start(argv) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "fed", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "fed", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env, start_new_session=True)
+
+
+def _kill_family(proc: subprocess.Popen) -> None:
+    family = [proc.pid]
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        family = [proc.pid]
+        family += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.Error:
+        pass
+    for pid in family:  # `fed run` starts each party in its own session: kill each process
         try:
-            family += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-        except psutil.Error:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
             pass
-        for pid in family:  # the parties run in their own sessions: kill each one
+
+
+def fed_commands(*argvs, timeout: float) -> list[str]:
+    """Run several ``fed ARGV`` at once from the repository root, under one deadline.
+
+    Returns their outputs; fails the test with every output if one fails or time runs out.
+    """
+    procs = [_start(argv) for argv in argvs]
+    deadline = time.monotonic() + timeout
+    outs, timed_out = [], False
+    try:
+        for proc in procs:
             try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        out, _ = proc.communicate()
-        pytest.fail(f"`fed {' '.join(argv)}` timed out after {timeout} s; output:\n{out}", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(f"`fed {' '.join(argv)}` exited with {proc.returncode}; output:\n{out}", pytrace=False)
-    return out
+                outs.append(proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[0])
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                break
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                _kill_family(proc)
+        outs += [proc.communicate()[0] for proc in procs[len(outs):]]
+    report = "\n".join(f"===== fed {' '.join(a)} (exit {p.returncode}) =====\n{o}"
+                       for a, p, o in zip(argvs, procs, outs))
+    if timed_out:
+        pytest.fail(f"timed out after {timeout} s\n{report}", pytrace=False)
+    if any(p.returncode != 0 for p in procs):
+        pytest.fail(f"a command failed\n{report}", pytrace=False)
+    return outs
+
+
+def fed_command(*argv: str, timeout: float) -> str:
+    """Run ``fed ARGV`` from the repository root under a hard timeout; returns its output."""
+    return fed_commands(argv, timeout=timeout)[0]
 
 
 def party_lines(out: str, party: str) -> list[str]:
@@ -99,3 +128,17 @@ def test_big_array_example_ships_256_mib_intact(tmp_path):
         assert "checksums match" in lines, out
         digests = {s.split()[-1] for s in lines if " sha256 " in s}
         assert len(digests) == 1, lines
+
+
+def test_readme_quickstart_one_party_per_command(tmp_path):
+    config = tmp_path / "two.yaml"
+    write_local_config(config, ("alice", "bob"), "quick")
+    script = tmp_path / "quickstart.py"
+    script.write_text((REPO / "examples" / "quickstart.py").read_text()
+                      .replace('"configs/local-2party.yaml"', repr(str(config))))
+    # production style: each party started on its own, in the foreground, unprefixed
+    # (`fed run` of all parties at once is exercised by the tests above)
+    outs = fed_commands(*[("run", "--party", p, "--config", str(config), str(script)) for p in ("alice", "bob")],
+                        timeout=150)
+    for out in outs:
+        assert out.splitlines()[-1] == "grand total: 560", out
