@@ -11,20 +11,15 @@ or both at once, output prefixed by party::
 """
 
 import sys
-
 import fed
-
 
 @fed.remote
 def load_sales(party):
-    # stands in for reading a private table at `party`
-    return {"alice": [120, 80, 45], "bob": [300, 15]}[party]
-
+    return {"alice": [120, 80, 45], "bob": [300, 15]}[party]  # stands in for a private table
 
 @fed.remote
 def total(sales):
     return sum(sales)
-
 
 @fed.remote
 class Auditor:
@@ -35,13 +30,11 @@ class Auditor:
         self.totals += [a, b]
         return sum(self.totals)
 
-
 party = sys.argv[1] if len(sys.argv) > 1 else None  # None: $FED_PARTY, set by `fed run`
-fed.init(party=party, config="configs/local-2party.yaml",
-         ray_init_kwargs={"num_cpus": 2, "object_store_memory": 200 * 1024 * 1024})
+fed.init(party=party, config="configs/local-2party.yaml")
 alice_total = total.party("alice").remote(load_sales.party("alice").remote("alice"))
 bob_total = total.party("bob").remote(load_sales.party("bob").remote("bob"))
 auditor = Auditor.party("bob").remote()
-grand_total = auditor.record.remote(alice_total, bob_total)  # runs at bob; alice's total is pushed there
-print("grand total:", fed.get(grand_total))  # every party gets the same value: 560
+grand_total = auditor.record.remote(alice_total, bob_total)  # alice's total is pushed to bob
+print("grand total:", fed.get(grand_total))                   # 560, at every party
 fed.shutdown()
