@@ -157,6 +157,7 @@ def init(
 
     Args:
         addresses: RayFed form ``{party: "host:port"}``; or give ``config``.
+            With neither, the YAML path in ``$FED_CONFIG`` is used (``fed run`` sets it).
         party: this party's name; defaults to ``$FED_PARTY``.
         config: a YAML config path, the same content as a dict, or RayFed's
             ``{"cross_silo_comm": {...}, "barrier_on_initializing": bool}``.

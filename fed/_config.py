@@ -18,6 +18,7 @@ from fed._errors import ConfigError, UnknownPartyError
 
 DEFAULT_JOB_NAME = "default"
 PARTY_ENV = "FED_PARTY"
+CONFIG_ENV = "FED_CONFIG"
 
 
 class _Strict(BaseModel):
@@ -196,12 +197,16 @@ def load_job_config(
         addresses: RayFed's ``{party: "host:port"}``; overrides the file's parties.
         config: path of a YAML file, the same content as a dict, or RayFed's
             ``{"cross_silo_comm": ..., "barrier_on_initializing": ...}`` dict.
+            When neither ``config`` nor ``addresses`` is given, the path in
+            ``$FED_CONFIG`` is used (``fed run`` sets it).
         tls_config: RayFed's ``{"ca_cert", "cert", "key"}``.
         job_name: overrides the file's job name.
 
     Raises:
         ConfigError: anything is missing, unknown or malformed.
     """
+    if config is None and addresses is None and os.environ.get(CONFIG_ENV):
+        config = os.environ[CONFIG_ENV]
     if isinstance(config, (str, os.PathLike)):
         file_cfg: Optional[FileConfig] = load_file_config(config)
         source = str(config)
@@ -222,7 +227,7 @@ def load_job_config(
             raise _explain(err, source) from None
         if addresses is None:
             raise ConfigError("no parties given: pass fed.init(addresses={'alice': 'host:port', ...}) "
-                              "or fed.init(config='path/to/config.yaml')")
+                              "or fed.init(config='path/to/config.yaml'), or set $FED_CONFIG to a config path")
         file_cfg = None
 
     if addresses is not None:
