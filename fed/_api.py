@@ -330,6 +330,8 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
         if not cleanup.failing or comm.continue_waiting_for_data_sending_on_error is not False:
             if not cleanup.wait_for_sends(timeout):
                 logger.error("sends still pending after %.0f s at shutdown; they are dropped", timeout)
+        if exit_on_failure and job.seen_failure is not None:
+            cleanup.fail(job.seen_failure)
         if not cleanup.failing:
             refs = [job.sender.send_control.remote(p, "done") for p in job.peers]
             ray.wait(refs, num_returns=len(refs), timeout=_CONTROL_WAIT_S)

@@ -1,0 +1,233 @@
+"""Failure semantics across parties: errors in place of data, redaction, aborts,
+peer death, timeouts, divergence, exit codes and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import ray
+
+import fed
+from tests.parties.common import join, leave, start_ray
+from tests.parties.harness import run_parties
+
+pytestmark = pytest.mark.parties
+
+SECRET = "s3cr3t-patient-record-4711"
+
+
+@fed.remote
+def explode(x):
+    raise ValueError(f"bad input {x}: {SECRET}")
+
+
+@fed.remote
+def plus_one(x):
+    return x + 1
+
+
+@fed.remote
+def value(x):
+    return x
+
+
+@fed.remote
+def slow(x, seconds):
+    time.sleep(seconds)
+    return x
+
+
+def cascade(party, addresses, expose, rounds):
+    start_ray()
+    outcomes = []
+    for i in range(rounds):
+        fed.init(addresses=addresses, party=party, job_name=f"cascade{i}",
+                 config={"cross_silo_comm": {"expose_error_trace": expose}})
+        a = explode.party("alice").remote(1)
+        b = plus_one.party("bob").remote(a)
+        c = plus_one.party("carol").remote(b)
+        try:
+            fed.get(c)
+        except fed.RemoteError as err:
+            outcomes.append({"type": type(err).__name__, "origin": err.origin, "producer": err.producer,
+                             "exc_type": err.exc_type, "text": str(err) + repr(err)})
+        except ValueError as err:  # the origin sees its own exception
+            outcomes.append({"type": "ValueError", "origin": party, "text": str(err)})
+        fed.shutdown()
+    ray.shutdown()
+    return outcomes
+
+
+@pytest.mark.parametrize("expose", [False, True], ids=["redacted", "exposed"])
+def test_error_cascades_alice_bob_carol_naming_origin_and_redacting(expose):
+    rounds = 5 if not expose else 1
+    run = run_parties(cascade, ("alice", "bob", "carol"), args={"expose": expose, "rounds": rounds}, timeout=180)
+    for party in ("bob", "carol"):
+        outcomes = run.value(party)
+        assert len(outcomes) == rounds
+        for out in outcomes:
+            assert out["type"] == "RemoteError"
+            assert out["origin"] == "alice"
+            assert out["producer"] == "explode"
+            assert out["exc_type"] == "builtins.ValueError"
+            assert (SECRET in out["text"]) is expose
+        if not expose:
+            assert SECRET not in run.parties[party].log
+    # alice asked for carol's result too: the error came back naming alice as its origin
+    assert [o["origin"] for o in run.value("alice")] == ["alice"] * rounds
+    assert SECRET in run.parties["alice"].log  # the origin logs the full error
+
+
+def peer_death(party, addresses):
+    join(party, addresses, config={"cross_silo_comm": {"peer_timeout_ms": 3000}})
+    x = value.party("alice").remote(1)
+    y = plus_one.party("bob").remote(x)
+    z = plus_one.party("carol").remote(y)
+    assert fed.get(z) == 3  # the job runs, then bob dies
+    if party == "bob":
+        os.kill(os.getpid(), signal.SIGKILL)
+    w = plus_one.party("bob").remote(z)
+    began = time.monotonic()
+    try:
+        fed.get(w)
+    except fed.PeerUnavailableError as err:
+        result = {"peer": err.peer, "after": time.monotonic() - began, "text": str(err)}
+    fed.shutdown()
+    ray.shutdown()
+    return result
+
+
+def test_kill_9_bob_mid_job_alice_and_carol_raise_within_timeout():
+    run = run_parties(peer_death, ("alice", "bob", "carol"), expect_exit={"bob": -9}, timeout=120)
+    for party in ("alice", "carol"):
+        out = run.value(party)
+        assert out["peer"] == "bob", out
+        assert "bob" in out["text"]
+        assert out["after"] < 3 + 5, out
+
+
+def slow_peer(party, addresses):
+    join(party, addresses, config={"cross_silo_comm": {"peer_timeout_ms": 1500, "ping_interval_ms": 300}})
+    r = slow.party("bob").remote(5, 6.0)  # four peer timeouts long
+    out = fed.get(plus_one.party("alice").remote(r))
+    leave()
+    return out
+
+
+def test_slow_task_is_not_a_dead_peer():
+    run = run_parties(slow_peer, ("alice", "bob"), timeout=90)
+    assert run.value("alice") == run.value("bob") == 6
+
+
+def timeout_and_divergence(party, addresses):
+    join(party, addresses)
+    out = {}
+    never = slow.party("bob").remote(1, 30.0)
+    try:
+        fed.get(never, timeout=1.0)
+    except fed.FedTimeoutError as err:
+        out["timeout"] = str(err)
+    # the parties now run different programs: alice calls value, bob calls plus_one
+    diverged = (value if party == "alice" else plus_one).party("alice").remote(1)
+    try:
+        out["diverged_value"] = fed.get(diverged, timeout=20)
+    except fed.ProgramDivergenceError as err:
+        out["divergence"] = str(err)
+    fed.shutdown(timeout=1)
+    ray.shutdown()
+    return out
+
+
+def test_get_timeout_and_program_divergence_are_clear_errors():
+    run = run_parties(timeout_and_divergence, ("alice", "bob"), timeout=120)
+    for party in ("alice", "bob"):
+        text = run.value(party)["timeout"]
+        assert "timed out after 1.0 s" in text and "'slow'" in text and "'bob'" in text
+    div = run.value("bob")["divergence"]
+    assert "'plus_one'" in div and "'value'" in div and "same program" in div
+    assert run.value("alice")["diverged_value"] == 1
+
+
+def exit_codes(party, addresses, fail):
+    join(party, addresses, config={"cross_silo_comm": {"exit_on_failure": True}})
+    a = (explode if fail else value).party("alice").remote(1)
+    b = plus_one.party("bob").remote(a)
+    c = value.party("carol").remote(7)  # carol never touches the failing branch
+    try:
+        fed.get([c])
+        if party != "carol":
+            fed.get(b)
+    except fed.FedError:
+        pass  # swallowed on purpose: exit_on_failure must still exit non-zero
+    except ValueError:
+        pass
+    fed.shutdown()
+    ray.shutdown()
+    return "finished"
+
+
+def test_exit_codes_with_exit_on_failure():
+    ok = run_parties(exit_codes, ("alice", "bob", "carol"), args={"fail": False}, timeout=120)
+    assert all(r.returncode == 0 for r in ok.parties.values())
+    bad = run_parties(exit_codes, ("alice", "bob", "carol"), args={"fail": True}, timeout=120,
+                      expect_exit={"alice": 1, "bob": 1, "carol": 1})
+    assert "exiting with status 1" in bad.parties["carol"].log
+
+
+def interrupted(party, addresses, marker):
+    handled = []
+    join(party, addresses, failure_handler=handled.append)
+    x = slow.party("bob").remote(1, 60.0)
+    if party == "alice":
+        with open(marker, "w") as f:
+            f.write("ready")
+        try:
+            fed.get(plus_one.party("alice").remote(x))
+        except KeyboardInterrupt:
+            assert len(handled) == 1
+            time.sleep(120)  # a hung shutdown: the second Ctrl-C must end it at once
+    try:
+        fed.get(plus_one.party("bob").remote(x), timeout=60)
+    except fed.PeerUnavailableError as err:
+        return {"peer": err.peer, "text": str(err)}
+
+
+def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
+    import threading
+
+    marker = tmp_path / "alice-ready"
+    result = {}
+
+    def interrupter():
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        pid = _pid_of("alice", marker)
+        os.kill(pid, signal.SIGINT)
+        time.sleep(3.0)
+        result["second_at"] = time.monotonic()
+        os.kill(pid, signal.SIGINT)
+
+    t = threading.Thread(target=interrupter, daemon=True)
+    t.start()
+    run = run_parties(interrupted, ("alice", "bob"), args={"marker": str(marker)}, timeout=120,
+                      expect_exit={"alice": 128 + signal.SIGINT})
+    out = run.value("bob")
+    assert out["peer"] == "alice" and "SIGINT" in out["text"]
+
+
+def _pid_of(party, marker):
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmd = proc.info["cmdline"] or []
+            if "tests.parties._party_main" in cmd and party in cmd:
+                return proc.pid
+        except psutil.Error:
+            continue
+    raise AssertionError(f"no process for {party}")
