@@ -16,10 +16,11 @@ import grpc
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
+from proxy._identity import identity_mismatch
 from proxy._receive_table import Admission, Arrival, ReceiveTable
 from proxy._serialization import loads
 from proxy._service import PROTOCOL_VERSION, add_transport_service, message_options, server_credentials
-from proxy.errors import DivergedProducerError, PeerFailure, TransportError
+from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
 
@@ -110,7 +111,10 @@ class ReceiverProxy:
         for size in arrival.buffer_sizes:
             buffers.append(view[offset : offset + size])
             offset += size
-        value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
+        try:
+            value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
+        except UnpicklingRefusedError as exc:
+            raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}", peer=src, key=key) from None
         if arrival.kind == wire.ERROR:
             raise value
         return value
@@ -140,6 +144,10 @@ class ReceiverProxy:
                 grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
                 f"party {self._cfg.party!r} runs job {self._cfg.job!r}, not {request.job!r}",
             ))
+        try:
+            self._check_identity(context, request.src)
+        except _Rejected as rejected:
+            await self._reject(context, rejected)
         return wire.PingReply(job=self._cfg.job, party=self._cfg.party)
 
     async def _push(self, frames, context: grpc.aio.ServicerContext) -> wire.Ack:
@@ -149,6 +157,7 @@ class ReceiverProxy:
         try:
             frames = frames.__aiter__()
             header = await self._read_header(frames)
+            self._check_identity(context, header.src)
             total = header.pickle_size + sum(header.buffer_sizes)
             admission = self._table.admit(header.src, header.key, total)
             if admission is Admission.DUPLICATE:
@@ -217,6 +226,13 @@ class ReceiverProxy:
             raise _Rejected(grpc.StatusCode.DATA_LOSS, "truncated",
                             f"object {header.key} from {header.src!r} ended after {filled} of {total} bytes")
         return payload
+
+    def _check_identity(self, context: grpc.aio.ServicerContext, claimed: str) -> None:
+        """With TLS, refuse a peer whose certificate is not that of party ``claimed``."""
+        if self._cfg.tls is not None:
+            why = identity_mismatch(context.auth_context(), claimed)
+            if why is not None:
+                raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch", f"party {self._cfg.party!r} refused a message: {why}")
 
     async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
         self._rejected[rejected.reason] += 1
