@@ -216,8 +216,11 @@ class ReceiverProxy:
             frame = await _next_frame(frames)
             if frame is None:
                 break
+            if frame.WhichOneof("body") != "chunk":
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
+                                f"object {header.key} from {header.src!r}: only the first frame of a push may be a header")
             chunk = frame.chunk
-            if frame.WhichOneof("body") != "chunk" or filled + len(chunk) > total:
+            if filled + len(chunk) > total:
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
                                 f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
             view[filled : filled + len(chunk)] = chunk
@@ -232,7 +235,8 @@ class ReceiverProxy:
         if self._cfg.tls is not None:
             why = identity_mismatch(context.auth_context(), claimed)
             if why is not None:
-                raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch", f"party {self._cfg.party!r} refused a message: {why}")
+                raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
+                                f"party {self._cfg.party!r} refused a message: {why}")
 
     async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
         self._rejected[rejected.reason] += 1
