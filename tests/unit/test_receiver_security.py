@@ -162,7 +162,7 @@ def test_every_hostile_message_gets_its_status_and_is_counted():
                 await stranger.send("alice", "1", "f", [_value(1)])
             text = str(translate(info.value))
             assert "FAILED_PRECONDITION" in text and "job 'other'" in text and "runs job 'job'" in text
-            assert (await alice.stats())["rejected"]["wrong_job"] == want["wrong_job"] + 2
+            assert (await alice.stats())["rejected"]["wrong_job"] == rejected["wrong_job"] + 2
             for s in (bob, stranger):
                 await s.stop()
             await channel.close()
