@@ -240,5 +240,7 @@ class ReceiverProxy:
 
     async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
         self._rejected[rejected.reason] += 1
-        logger.warning("rejected a message at party %s: %s", self._cfg.party, rejected)
+        n = self._rejected[rejected.reason]
+        if n <= 10 or n & (n - 1) == 0:  # a hostile peer must not flood the log
+            logger.warning("rejected a message at party %s (%s #%d): %s", self._cfg.party, rejected.reason, n, rejected)
         await context.abort(rejected.code, str(rejected))

@@ -107,3 +107,18 @@ class RawClient:
         except grpc.aio.AioRpcError as err:
             return err.code(), err.details() or ""
         return grpc.StatusCode.OK, reply.party
+
+
+class SyncRawClient:
+    """:class:`RawClient` for a plain (blocking) gRPC channel, usable from any thread."""
+
+    def __init__(self, channel: grpc.Channel):
+        self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
+
+    def push(self, frames: tuple[bytes, ...], timeout: float = 10) -> tuple[grpc.StatusCode, str]:
+        """Send one stream; returns the status code and details."""
+        try:
+            ack = self._push(iter(frames), timeout=timeout)
+        except grpc.RpcError as err:
+            return err.code(), err.details() or ""
+        return grpc.StatusCode.OK, wire.Status.Name(ack.status)
