@@ -76,6 +76,8 @@ class TlsConfig(_Strict):
     ca_cert: str = Field(description="PEM bundle of the CA certificate(s) that sign the peers' certificates.")
     cert: str = Field(description="This party's certificate.")
     key: str = Field(description="This party's private key.")
+    peer_ca_certs: Optional[dict[str, str]] = Field(
+        None, description="{party: CA file}: only that CA may certify that party (pinning; see REP 0020).")
 
 
 class PartyConfig(_Strict):
@@ -261,7 +263,8 @@ def load_job_config(
     if not job or not isinstance(job, str):
         raise ConfigError("job_name must be a non-empty string")
     if tls is not None:
-        tls = TlsConfig(**{k: v.replace("{party}", party) for k, v in tls.model_dump().items()})
+        tls = TlsConfig(**{k: v.replace("{party}", party) if isinstance(v, str) else v
+                           for k, v in tls.model_dump().items()})
     me = parties[party]
     listen = me.listen_address or me.address
     return JobConfig(

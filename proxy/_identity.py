@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import urllib.parse
 from typing import Optional
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
 URI_PREFIX = "silofed://party/"
@@ -67,24 +69,42 @@ def names_party(pem: bytes) -> bool:
     return any(u.startswith(URI_PREFIX) for u in san.get_values_for_type(x509.UniformResourceIdentifier))
 
 
-def identity_mismatch(auth_context: dict, claimed: str) -> Optional[str]:
+@functools.lru_cache(maxsize=64)
+def _issued_by(pem: bytes, ca_path: str, ca_mtime: float) -> bool:
+    cert = x509.load_pem_x509_certificate(pem)
+    for ca in x509.load_pem_x509_certificates(open(ca_path, "rb").read()):
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def identity_mismatch(auth_context: dict, claimed: str, pinned_ca: Optional[str] = None) -> Optional[str]:
     """Why a TLS peer may not speak for party ``claimed``, or None if it may.
 
     Args:
         auth_context: ``ServicerContext.auth_context()`` of the call.
         claimed: the party named in the message (``src``).
+        pinned_ca: path of the only CA(s) allowed to certify ``claimed``, if pinned.
     """
     pems = auth_context.get("x509_pem_cert") or []
     if not pems:
         return (f"the message claims to come from party {claimed!r} but the TLS client presented no "
                 "certificate; every party must use mutual TLS (tls.cert and tls.key)")
+    pem = bytes(pems[0])
     try:
-        names = identities_of_pem(bytes(pems[0]))
-    except ValueError as exc:
-        return f"the client certificate cannot be read ({exc})"
-    if claimed in names:
-        return None
-    shown = ", ".join(repr(n) for n in sorted(names)) or "no party"
-    return (f"the message claims to come from party {claimed!r} but the sender's TLS certificate identifies "
-            f"{shown}; a party may only send as itself. Check that the sender uses its own tls.cert "
-            f"(made by `fed certs` with CN={claimed} and SAN {party_uri(claimed)})")
+        names = identities_of_pem(pem)
+        pinned_ok = pinned_ca is None or _issued_by(pem, pinned_ca, os.stat(pinned_ca).st_mtime)
+    except (ValueError, OSError) as exc:
+        return f"the client certificate cannot be checked ({exc})"
+    if claimed not in names:
+        shown = ", ".join(repr(n) for n in sorted(names)) or "no party"
+        return (f"the message claims to come from party {claimed!r} but the sender's TLS certificate identifies "
+                f"{shown}; a party may only send as itself. Check that the sender uses its own tls.cert "
+                f"(made by `fed certs` with CN={claimed} and SAN {party_uri(claimed)})")
+    if not pinned_ok:
+        return (f"the certificate presented for party {claimed!r} was not issued by the CA pinned for it in "
+                f"tls.peer_ca_certs ({pinned_ca}); another organisation's CA may not certify {claimed!r}")
+    return None

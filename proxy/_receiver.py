@@ -233,7 +233,7 @@ class ReceiverProxy:
     def _check_identity(self, context: grpc.aio.ServicerContext, claimed: str) -> None:
         """With TLS, refuse a peer whose certificate is not that of party ``claimed``."""
         if self._cfg.tls is not None:
-            why = identity_mismatch(context.auth_context(), claimed)
+            why = identity_mismatch(context.auth_context(), claimed, self._cfg.tls.peer_ca.get(claimed))
             if why is not None:
                 raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
                                 f"party {self._cfg.party!r} refused a message: {why}")

@@ -74,6 +74,7 @@ def open_channel(address: str, tls: Optional[TlsFiles], options: tuple, party: O
     party (as ``fed certs`` makes them), the server must prove it is ``party``:
     its certificate must carry ``party_server_name(party)`` (REP 0020).
     Otherwise gRPC checks the host of ``address`` against the server's SANs.
+    If ``tls.peer_ca`` pins a CA for ``party``, only that CA is trusted.
     """
     opts = tuple(options) + _RECONNECT_OPTIONS
     if tls is None:
@@ -81,8 +82,9 @@ def open_channel(address: str, tls: Optional[TlsFiles], options: tuple, party: O
     cert = _read(tls.cert)
     if party is not None and names_party(cert):
         opts += (("grpc.ssl_target_name_override", party_server_name(party)),)
+    pinned = tls.peer_ca.get(party) if party is not None else None
     creds = grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca_cert),
+        root_certificates=_read(pinned or tls.ca_cert),
         private_key=_read(tls.key),
         certificate_chain=cert,
     )

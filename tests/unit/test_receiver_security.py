@@ -192,3 +192,46 @@ def test_a_refused_payload_names_the_sender_and_object():
             await alice.stop()
 
     asyncio.run(main())
+
+
+def test_pinning_stops_one_organisations_ca_from_certifying_another_party(pki, tmp_path):
+    addrs, tls, stranger = pki
+    org1_ca = tls("alice").ca_cert.replace("bundle.crt", "org1/ca.crt")
+    wide = tmp_path / "wide-bundle.crt"  # trusts a third CA that issued its own "bob"
+    wide.write_bytes(open(tls("alice").ca_cert, "rb").read() + open(stranger["ca_cert"], "rb").read())
+    forged = TlsFiles(str(wide), stranger["parties"]["bob"]["cert"], stranger["parties"]["bob"]["key"])
+
+    async def main():
+        for pin, accepted in (({}, True), ({"bob": org1_ca}, False)):
+            alice_tls = TlsFiles(str(wide), tls("alice").cert, tls("alice").key, peer_ca=pin)
+            alice = ReceiverProxy(_cfg(addrs, "alice", alice_tls))
+            await alice.start()
+            try:
+                imposter = SenderProxy(_cfg(addrs, "bob", forged))
+                real_bob = SenderProxy(_cfg(addrs, "bob", TlsFiles(str(wide), tls("bob").cert, tls("bob").key)))
+                await real_bob.send("alice", "1", "f", [_value("real")])
+                assert await alice.recv("bob", "1", "f") == "real"
+                if accepted:  # without a pin, any trusted CA can vouch for any party name
+                    await imposter.send("alice", "2", "f", [_value("forged")])
+                else:
+                    with pytest.raises(TransportError, match="not issued by the CA pinned for it"):
+                        await imposter.send("alice", "2", "f", [_value("forged")])
+                    assert (await alice.stats())["rejected"] == {"identity_mismatch": 1}
+                for s in (imposter, real_bob):
+                    await s.stop()
+            finally:
+                await alice.stop()
+
+        # the client side: a pinned CA for bob means a server certified by another CA is not bob
+        fake_bob = ReceiverProxy(_cfg(addrs, "bob", forged))
+        await fake_bob.start()
+        try:
+            alice = SenderProxy(_cfg(addrs, "alice", TlsFiles(str(wide), tls("alice").cert, tls("alice").key,
+                                                              peer_ca={"bob": org1_ca}), connect_timeout_s=0.5))
+            with pytest.raises(TransportError, match="UNAVAILABLE"):
+                await alice.send("bob", "1", "f", [_value(1)])
+            await alice.stop()
+        finally:
+            await fake_bob.stop()
+
+    asyncio.run(main())
