@@ -26,7 +26,7 @@ from proxy._sender import SenderProxy
 from proxy.errors import TransportError
 from tests.hostile import SyncRawClient, cases
 from tests.parties.common import start_ray
-from tests.parties.harness import OBJECT_STORE_BYTES, run_parties
+from tests.parties.harness import run_parties
 
 pytestmark = pytest.mark.parties
 

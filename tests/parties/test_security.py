@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-import ray
 
 import fed
 from fed._certs import write_certs_for_addresses

@@ -7,7 +7,6 @@ import datetime
 import decimal
 import fractions
 import os
-import pickle
 import uuid
 
 import numpy as np

@@ -13,7 +13,6 @@ from fed._errors import FedTransportError, UntrustedPayloadError, translate
 from proxy._config import TlsFiles, TransportConfig
 from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
-from proxy._service import open_channel
 from proxy.errors import TransportError, UnpicklingRefusedError
 from tests.hostile import RawClient, cases
 from tests.parties.harness import free_ports
