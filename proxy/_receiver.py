@@ -115,6 +115,10 @@ class ReceiverProxy:
             value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
         except UnpicklingRefusedError as exc:
             raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}", peer=src, key=key) from None
+        except Exception as exc:  # a corrupt payload must surface as a transport error, not a crash
+            raise TransportError(f"object {key} ({producer}) from party {src!r} could not be unpickled "
+                                 f"({type(exc).__name__}); is the same silofed version running everywhere?",
+                                 peer=src, key=key) from None
         if arrival.kind == wire.ERROR:
             raise value
         return value

@@ -234,3 +234,25 @@ def test_pinning_stops_one_organisations_ca_from_certifying_another_party(pki, t
             await fake_bob.stop()
 
     asyncio.run(main())
+
+
+def test_a_corrupt_payload_fails_its_receive_with_a_transport_error():
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+
+    async def main():
+        from proxy._allowlist import build_allowed
+        from tests.hostile import _frame, _header
+        alice = ReceiverProxy(_cfg(addrs, "alice", allowed_globals=build_allowed()))
+        await alice.start()
+        try:
+            channel = grpc.aio.insecure_channel(addrs["alice"])
+            code, status = await RawClient(channel).push((_header("job", "bob", "alice", "9", 7), _frame(chunk=b"garbage")))
+            assert (code, status) == (grpc.StatusCode.OK, "OK")
+            with pytest.raises(TransportError, match="object 9 .* from party 'bob' could not be unpickled"):
+                await alice.recv("bob", "9", "hostile")
+            await channel.close()
+            assert (await alice.ready()) is True
+        finally:
+            await alice.stop()
+
+    asyncio.run(main())
