@@ -103,3 +103,85 @@ def build_allowed(user: Entries = None, trust_peers: bool = False) -> Optional[d
     for module, names in parse_entries(user).items():
         merged[module] = tuple(dict.fromkeys(merged.get(module, ()) + names))
     return merged
+
+
+# -- guarded constructors ------------------------------------------------------
+#
+# The allow-list stops code execution, but some allowed callables, called by a
+# crafted stream, turn a few bytes into gigabytes or hours (bytes(10**10),
+# list(range(10**10)), an empty numpy array of a huge shape, Fraction("1e999999999")).
+# The pickles cloudpickle makes of real data never call them that way, so the
+# unpickler hands out guarded versions that refuse such calls.
+
+MAX_AMPLIFIED = 1 << 24  # elements or bytes a guarded constructor may create
+
+
+class AmplificationRefused(Exception):
+    """A guarded constructor was called with arguments real data never produce."""
+
+
+def _refuse(what: str) -> None:
+    raise AmplificationRefused(what)
+
+
+def _guard_sized(cls):
+    def make(*args, **kwargs):
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool) and args[0] > MAX_AMPLIFIED:
+            _refuse(f"{cls.__name__}({args[0]}) would allocate over {MAX_AMPLIFIED} bytes")
+        return cls(*args, **kwargs)
+    return make
+
+
+def _guard_range(*args):
+    r = range(*args)
+    if len(r) > MAX_AMPLIFIED:
+        _refuse(f"range of {len(r)} elements (limit {MAX_AMPLIFIED})")
+    return r
+
+
+def _guard_fraction(cls):
+    def make(*args):
+        if any(isinstance(a, str) and ("e" in a.lower() or len(a) > 4096) for a in args):
+            _refuse("Fraction from a string with an exponent")
+        return cls(*args)
+    return make
+
+
+class _NdarrayMarker:
+    """Stands for numpy.ndarray in a received stream: numpy only names the class
+    as the subtype for ``_reconstruct``; calling it would allocate any shape."""
+
+    def __call__(self, *args, **kwargs):
+        _refuse("numpy.ndarray(...) called directly")
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+def _guard_reconstruct(fn):
+    def make(subtype, shape, dtype):
+        if subtype is _NDARRAY:
+            import numpy
+            subtype = numpy.ndarray
+        size = 1
+        for n in (shape if isinstance(shape, tuple) else (shape,)):
+            size *= int(n)
+        if size != 0:  # numpy pickles (0,) and sets the data with __setstate__
+            _refuse(f"_reconstruct of a non-empty shape {shape!r}")
+        return fn(subtype, shape, dtype)
+    return make
+
+
+def guard(module: str, name: str, obj):
+    """The object the unpickler hands out for the allowed global ``module.name``."""
+    if module == "builtins" and name in ("bytes", "bytearray"):
+        return _guard_sized(obj)
+    if module == "builtins" and name == "range":
+        return _guard_range
+    if module == "fractions" and name == "Fraction":
+        return _guard_fraction(obj)
+    if module == "numpy" and name == "ndarray":
+        return _NDARRAY
+    if module.startswith("numpy.") and name == "_reconstruct":
+        return _guard_reconstruct(obj)
+    return obj

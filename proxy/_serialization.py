@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import cloudpickle
 
+from proxy._allowlist import AmplificationRefused, guard
 from proxy.errors import UnpicklingRefusedError
 
 
@@ -49,7 +50,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         # "*" admits a module's top-level names only: a dotted name could walk
         # attributes (e.g. f.__globals__) to reach anything.
         if names is not None and (name in names or ("*" in names and "." not in name)):
-            return super().find_class(module, name)
+            return guard(module, name, super().find_class(module, name))
         raise UnpicklingRefusedError(
             f"refused to unpickle {module}.{name}: it is not on the allow-list, and unpickling it could run "
             f"code sent by a peer. If the sending party is trusted to send it, add it under "
@@ -76,4 +77,7 @@ def loads(
     """
     if allowed is None:
         return pickle.loads(data, buffers=buffers)
-    return _RestrictedUnpickler(io.BytesIO(data), buffers, allowed).load()
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data), buffers, allowed).load()
+    except AmplificationRefused as exc:
+        raise UnpicklingRefusedError(f"refused a crafted payload: {exc}") from None

@@ -192,3 +192,38 @@ def test_yaml_forms_load(tmp_path):
                     "cross_silo_comm: {serializing_allowed_list: [42]}\n")
     with pytest.raises(ConfigError, match="serializing_allowed_list"):
         load_job_config(party="alice", config=str(path))
+
+
+class _Crafted:
+    """Pickles as an arbitrary call, like a hand-made hostile stream."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return (self.fn, self.args)
+
+
+def _np_reconstruct():
+    from numpy._core.multiarray import _reconstruct
+    return _reconstruct
+
+
+@pytest.mark.parametrize("call", [
+    (bytes, (1 << 40,)),
+    (bytearray, (1 << 40,)),
+    (list, (range(1 << 40),)),
+    (np.ndarray, ((1 << 20, 1 << 20),)),
+    (_np_reconstruct(), (np.ndarray, (1 << 40,), b"b")),
+    (fractions.Fraction, ("1e999999999",)),
+], ids=["bytes", "bytearray", "list-range", "ndarray", "_reconstruct", "Fraction"])
+def test_allowed_constructors_refuse_amplifying_calls(call):
+    with pytest.raises(perr.UnpicklingRefusedError, match="crafted payload"):
+        _roundtrip(_Crafted(*call))
+
+
+def test_guarded_constructors_still_rebuild_real_data():
+    assert _roundtrip([range(10), bytes(3), fractions.Fraction(22, 7)]) == [range(10), bytes(3), fractions.Fraction(22, 7)]
+    arr = np.array([{"a": 1}, None, 3.5], dtype=object)
+    got = _roundtrip(arr)
+    assert got.dtype == object and list(got) == list(arr)
