@@ -31,8 +31,10 @@ def _transport_config(cfg: JobConfig) -> TransportConfig:
     comm = cfg.comm
     tls = None
     if cfg.tls is not None:
-        tls = TlsFiles(ca_cert=cfg.tls.ca_cert, cert=cfg.tls.cert, key=cfg.tls.key)
-        for what, path in (("ca_cert", tls.ca_cert), ("cert", tls.cert), ("key", tls.key)):
+        tls = TlsFiles(ca_cert=cfg.tls.ca_cert, cert=cfg.tls.cert, key=cfg.tls.key,
+                       peer_ca=dict(cfg.tls.peer_ca_certs or {}))
+        pinned = [(f"peer_ca_certs.{p}", f) for p, f in tls.peer_ca.items()]
+        for what, path in [("ca_cert", tls.ca_cert), ("cert", tls.cert), ("key", tls.key), *pinned]:
             if not os.path.isfile(path):
                 raise ConfigError(f"tls.{what}: file {path!r} does not exist; create certificates with "
                                   "`fed certs --config CONFIG --out DIR`")

@@ -7,6 +7,7 @@ keys are errors. ``load_job_config`` turns whatever the user passed to
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -15,6 +16,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fed._errors import ConfigError, UnknownPartyError
+from proxy._allowlist import build_allowed, parse_entries
 
 DEFAULT_JOB_NAME = "default"
 PARTY_ENV = "FED_PARTY"
@@ -50,8 +52,11 @@ class CrossSiloComm(_Strict):
     ping_interval_ms: int = Field(1_000, gt=0, description="How often each peer is pinged.")
     recv_timeout_ms: Optional[int] = Field(
         None, gt=0, description="Default timeout of fed.get; None waits as long as the peers are alive.")
-    serializing_allowed_list: Optional[dict[str, Union[list[str], str]]] = Field(
-        None, description="{module: [names]} received data may reference; None allows everything.")
+    serializing_allowed_list: Optional[Union[dict[str, Union[list[str], str]], list[str]]] = Field(
+        None, description="Globals received data may reference beyond the safe defaults (REP 0020): "
+        "{module: [names]} or ['module:name', ...].")
+    trust_peers: bool = Field(
+        False, description="Unpickle anything peers send (lets them run code here); off by default.")
     send_resource_label: Optional[dict[str, float]] = Field(
         None, description="Ray resources the sender proxy requires (pin it to a gateway node).")
     recv_resource_label: Optional[dict[str, float]] = Field(
@@ -66,12 +71,21 @@ class CrossSiloComm(_Strict):
     grpc_retry_policy: Optional[dict[str, Any]] = Field(None, description="RayFed compatibility; ignored.")
 
 
+    @field_validator("serializing_allowed_list")
+    @classmethod
+    def _allow_list_form(cls, v):
+        parse_entries(v)
+        return v
+
+
 class TlsConfig(_Strict):
     """``tls``: mutual TLS files. ``{party}`` in a path is replaced by the party name."""
 
-    ca_cert: str = Field(description="CA certificate(s) that sign the peers' certificates.")
+    ca_cert: str = Field(description="PEM bundle of the CA certificate(s) that sign the peers' certificates.")
     cert: str = Field(description="This party's certificate.")
     key: str = Field(description="This party's private key.")
+    peer_ca_certs: Optional[dict[str, str]] = Field(
+        None, description="{party: CA file}: only that CA may certify that party (pinning; see REP 0020).")
 
 
 class PartyConfig(_Strict):
@@ -261,7 +275,8 @@ def load_job_config(
     if not job or not isinstance(job, str):
         raise ConfigError("job_name must be a non-empty string")
     if tls is not None:
-        tls = TlsConfig(**{k: v.replace("{party}", party) for k, v in tls.model_dump().items()})
+        tls = TlsConfig(**{k: v.replace("{party}", party) if isinstance(v, str) else v
+                           for k, v in tls.model_dump().items()})
     me = parties[party]
     listen = me.listen_address or me.address
     return JobConfig(
@@ -276,10 +291,10 @@ def load_job_config(
 
 
 def allowed_globals(comm: CrossSiloComm) -> Optional[dict[str, tuple]]:
-    """The allow-list in the transport's form: ``{module: (names...)}``."""
-    if comm.serializing_allowed_list is None:
-        return None
-    out: dict[str, tuple] = {}
-    for module, names in comm.serializing_allowed_list.items():
-        out[module] = (names,) if isinstance(names, str) else tuple(names)
-    return out
+    """The allow-list in the transport's form ``{module: (names...)}``: the
+    safe defaults plus the user's entries, or None when ``trust_peers``."""
+    if comm.trust_peers:
+        logging.getLogger("silofed").warning(
+            "cross_silo_comm.trust_peers is true: data from other parties is unpickled without an allow-list, "
+            "so any party of this job can run code here")
+    return build_allowed(comm.serializing_allowed_list, comm.trust_peers)

@@ -14,11 +14,14 @@ class TlsFiles:
         ca_cert: CA bundle used to verify peers.
         cert: this party's certificate.
         key: this party's private key.
+        peer_ca: ``{party: CA file}``; a party listed here is only believed
+            when its certificate was issued by that CA (REP 0020).
     """
 
     ca_cert: str
     cert: str
     key: str
+    peer_ca: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import grpc
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
+from proxy._identity import identity_mismatch
 from proxy._receive_table import Admission, Arrival, ReceiveTable
 from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
 from proxy._service import PING, PROTOCOL_VERSION, add_transport_service, message_options, open_channel, server_credentials
-from proxy.errors import DivergedProducerError, PeerFailure, TransportError
+from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
 
@@ -127,7 +128,14 @@ class ReceiverProxy:
         for size in arrival.buffer_sizes:
             buffers.append(view[offset : offset + size])
             offset += size
-        value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
+        try:
+            value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
+        except UnpicklingRefusedError as exc:
+            raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}", peer=src, key=key) from None
+        except Exception as exc:  # a corrupt payload must surface as a transport error, not a crash
+            raise TransportError(f"object {key} ({producer}) from party {src!r} could not be unpickled "
+                                 f"({type(exc).__name__}); is the same silofed version running everywhere?",
+                                 peer=src, key=key) from None
         if arrival.kind == wire.ERROR:
             raise value
         return value
@@ -181,6 +189,10 @@ class ReceiverProxy:
                 grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
                 f"party {self._cfg.party!r} runs job {self._cfg.job!r}, not {request.job!r}",
             ))
+        try:
+            self._check_identity(context, request.src)
+        except _Rejected as rejected:
+            await self._reject(context, rejected)
         return wire.PingReply(job=self._cfg.job, party=self._cfg.party)
 
     async def _push(self, frames, context: grpc.aio.ServicerContext) -> wire.Ack:
@@ -190,6 +202,7 @@ class ReceiverProxy:
         try:
             frames = frames.__aiter__()
             header = await self._read_header(frames)
+            self._check_identity(context, header.src)
             total = header.pickle_size + sum(header.buffer_sizes)
             admission = self._table.admit(header.src, header.key, total)
             if admission is Admission.DUPLICATE:
@@ -297,8 +310,11 @@ class ReceiverProxy:
             frame = await _next_frame(frames)
             if frame is None:
                 break
+            if frame.WhichOneof("body") != "chunk":
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
+                                f"object {header.key} from {header.src!r}: only the first frame of a push may be a header")
             chunk = frame.chunk
-            if frame.WhichOneof("body") != "chunk" or filled + len(chunk) > total:
+            if filled + len(chunk) > total:
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
                                 f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
             view[filled : filled + len(chunk)] = chunk
@@ -308,7 +324,17 @@ class ReceiverProxy:
                             f"object {header.key} from {header.src!r} ended after {filled} of {total} bytes")
         return payload
 
+    def _check_identity(self, context: grpc.aio.ServicerContext, claimed: str) -> None:
+        """With TLS, refuse a peer whose certificate is not that of party ``claimed``."""
+        if self._cfg.tls is not None:
+            why = identity_mismatch(context.auth_context(), claimed, self._cfg.tls.peer_ca.get(claimed))
+            if why is not None:
+                raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
+                                f"party {self._cfg.party!r} refused a message: {why}")
+
     async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
         self._rejected[rejected.reason] += 1
-        logger.warning("rejected a message at party %s: %s", self._cfg.party, rejected)
+        n = self._rejected[rejected.reason]
+        if n <= 10 or n & (n - 1) == 0:  # a hostile peer must not flood the log
+            logger.warning("rejected a message at party %s (%s #%d): %s", self._cfg.party, rejected.reason, n, rejected)
         await context.abort(rejected.code, str(rejected))

@@ -121,7 +121,7 @@ class SenderProxy:
             if dst not in self._cfg.peers:
                 raise TransportError(f"party {dst!r} is not a party of job {self._cfg.job!r}", peer=dst)
             options = message_options(self._cfg.chunk_bytes) + tuple(self._cfg.grpc_options)
-            channel = open_channel(self._cfg.peers[dst], self._cfg.tls, options)
+            channel = open_channel(self._cfg.peers[dst], self._cfg.tls, options, party=dst)
             self._channels[dst] = channel
         return channel
 

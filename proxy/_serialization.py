@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import cloudpickle
 
+from proxy._allowlist import AmplificationRefused, guard
 from proxy.errors import UnpicklingRefusedError
 
 
@@ -46,12 +47,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         names = self._allowed.get(module)
-        if names is not None and ("*" in names or name in names):
-            return super().find_class(module, name)
+        # "*" admits a module's top-level names only: a dotted name could walk
+        # attributes (e.g. f.__globals__) to reach anything.
+        if names is not None and (name in names or ("*" in names and "." not in name)):
+            return guard(module, name, super().find_class(module, name))
         raise UnpicklingRefusedError(
-            f"refused to unpickle {module}.{name}: it is not on the allow-list. "
-            f"If the sending party is trusted to send it, add it under "
-            f"cross_silo_comm.serializing_allowed_list, e.g. {{{module!r}: [{name!r}]}}"
+            f"refused to unpickle {module}.{name}: it is not on the allow-list, and unpickling it could run "
+            f"code sent by a peer. If the sending party is trusted to send it, add it under "
+            f"cross_silo_comm.serializing_allowed_list, e.g. {{{module!r}: [{name!r}]}} "
+            f"(YAML: - \"{module}:{name}\"), or set cross_silo_comm.trust_peers: true to allow everything"
         )
 
 
@@ -73,4 +77,7 @@ def loads(
     """
     if allowed is None:
         return pickle.loads(data, buffers=buffers)
-    return _RestrictedUnpickler(io.BytesIO(data), buffers, allowed).load()
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data), buffers, allowed).load()
+    except AmplificationRefused as exc:
+        raise UnpicklingRefusedError(f"refused a crafted payload: {exc}") from None

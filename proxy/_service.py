@@ -13,6 +13,7 @@ import grpc
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TlsFiles
+from proxy._identity import names_party, party_server_name
 
 SERVICE = "silofed.wire.Transport"
 PUSH = f"/{SERVICE}/Push"
@@ -66,14 +67,25 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     )
 
 
-def open_channel(address: str, tls: Optional[TlsFiles], options: tuple) -> grpc.aio.Channel:
-    """An asyncio channel to ``address``, with mTLS when ``tls`` is given."""
+def open_channel(address: str, tls: Optional[TlsFiles], options: tuple, party: Optional[str] = None) -> grpc.aio.Channel:
+    """An asyncio channel to ``address``, with mTLS when ``tls`` is given.
+
+    With TLS and ``party`` given, and this party's own certificate naming a
+    party (as ``fed certs`` makes them), the server must prove it is ``party``:
+    its certificate must carry ``party_server_name(party)`` (REP 0020).
+    Otherwise gRPC checks the host of ``address`` against the server's SANs.
+    If ``tls.peer_ca`` pins a CA for ``party``, only that CA is trusted.
+    """
     opts = tuple(options) + _RECONNECT_OPTIONS
     if tls is None:
         return grpc.aio.insecure_channel(address, options=opts)
+    cert = _read(tls.cert)
+    if party is not None and names_party(cert):
+        opts += (("grpc.ssl_target_name_override", party_server_name(party)),)
+    pinned = tls.peer_ca.get(party) if party is not None else None
     creds = grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca_cert),
+        root_certificates=_read(pinned or tls.ca_cert),
         private_key=_read(tls.key),
-        certificate_chain=_read(tls.cert),
+        certificate_chain=cert,
     )
     return grpc.aio.secure_channel(address, creds, options=opts)

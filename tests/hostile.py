@@ -1,0 +1,124 @@
+"""Hostile traffic for a receiver: a raw gRPC client that speaks the wire format badly.
+
+Used by the unit and the multi-party security tests. Every case is a list of
+raw frames (bytes) and the gRPC status and ``stats()["rejected"]`` reason the
+receiver must answer with.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Optional
+
+import grpc
+
+from proxy import _wire_pb2 as wire
+from proxy._service import PING, PROTOCOL_VERSION, PUSH
+
+
+@dataclass(frozen=True)
+class Case:
+    """One malformed message and the answer it must get."""
+
+    name: str
+    frames: tuple[bytes, ...]
+    code: Optional[grpc.StatusCode]  # None: any non-OK status
+    reason: Optional[str]  # None: any rejection reason
+
+
+def _frame(**kw) -> bytes:
+    return wire.Frame(**kw).SerializeToString()
+
+
+def _header(job: str, src: str, dst: str, key: str, size: int, version: int = PROTOCOL_VERSION) -> bytes:
+    return _frame(header=wire.Header(version=version, job=job, src=src, dst=dst, key=key, producer="hostile",
+                                     pickle_size=size))
+
+
+def cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
+    """``n`` malformed messages for the receiver of ``dst`` in ``job``, cycling through every kind.
+
+    ``src`` must be a party of the job (so that the size checks are reached).
+    """
+    rng = random.Random(seed)
+    S = grpc.StatusCode
+    out = []
+    for i in range(n):
+        key = f"hostile-{seed}-{i}"
+        kind = i % 12
+        if kind == 0:
+            c = Case("wrong_job", (_header("not-" + job, src, dst, key, 1), _frame(chunk=b"x")),
+                     S.FAILED_PRECONDITION, "wrong_job")
+        elif kind == 1:
+            c = Case("unknown_party", (_header(job, "mallory", dst, key, 1), _frame(chunk=b"x")),
+                     S.PERMISSION_DENIED, "unknown_party")
+        elif kind == 2:
+            c = Case("wrong_destination", (_header(job, src, "nobody", key, 1),), S.INVALID_ARGUMENT,
+                     "wrong_destination")
+        elif kind == 3:
+            c = Case("version", (_header(job, src, dst, key, 1, version=PROTOCOL_VERSION + 7),),
+                     S.FAILED_PRECONDITION, "version")
+        elif kind == 4:
+            c = Case("too_large", (_header(job, src, dst, key, max_bytes + 1),), S.RESOURCE_EXHAUSTED, "too_large")
+        elif kind == 5:
+            c = Case("size_mismatch", (_header(job, src, dst, key, 8), _frame(chunk=b"x" * 8), _frame(chunk=b"y")),
+                     S.INVALID_ARGUMENT, "size_mismatch")
+        elif kind == 6:
+            c = Case("truncated", (_header(job, src, dst, key, 100), _frame(chunk=b"x" * 10)), S.DATA_LOSS, "truncated")
+        elif kind == 7:  # wire type 7 does not exist: never decodes
+            c = Case("undecodable", (b"\x0f" + rng.randbytes(rng.randint(0, 64)),), S.INVALID_ARGUMENT, "malformed")
+        elif kind == 8:
+            c = Case("chunk_first", (_frame(chunk=b"data"),), S.INVALID_ARGUMENT, "malformed")
+        elif kind == 9:
+            c = Case("empty_stream", (), S.INVALID_ARGUMENT, "malformed")
+        elif kind == 10:
+            c = Case("second_header", (_header(job, src, dst, key, 4), _header(job, src, dst, key, 4)),
+                     S.INVALID_ARGUMENT, "malformed")
+        else:  # random bytes: may or may not decode, must be refused either way
+            c = Case("random", tuple(rng.randbytes(rng.randint(1, 200)) for _ in range(rng.randint(1, 3))), None, None)
+        out.append(c)
+    return out
+
+
+class RawClient:
+    """A gRPC client that sends frames as given, bypassing the sender proxy."""
+
+    def __init__(self, channel: grpc.aio.Channel):
+        self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
+        self._ping = channel.unary_unary(PING, request_serializer=wire.PingRequest.SerializeToString,
+                                         response_deserializer=wire.PingReply.FromString)
+
+    async def push(self, frames: tuple[bytes, ...], timeout: float = 10) -> tuple[grpc.StatusCode, str]:
+        """Send one stream; returns the status code and details (OK and the ack status name if accepted)."""
+        async def gen():
+            for f in frames:
+                yield f
+        try:
+            ack = await self._push(gen(), timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            return err.code(), err.details() or ""
+        return grpc.StatusCode.OK, wire.Status.Name(ack.status)
+
+    async def ping(self, job: str, src: str, timeout: float = 10) -> tuple[grpc.StatusCode, str]:
+        """Ping; returns the status code and details."""
+        try:
+            reply = await self._ping(wire.PingRequest(job=job, src=src), timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            return err.code(), err.details() or ""
+        return grpc.StatusCode.OK, reply.party
+
+
+class SyncRawClient:
+    """:class:`RawClient` for a plain (blocking) gRPC channel, usable from any thread."""
+
+    def __init__(self, channel: grpc.Channel):
+        self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
+
+    def push(self, frames: tuple[bytes, ...], timeout: float = 10) -> tuple[grpc.StatusCode, str]:
+        """Send one stream; returns the status code and details."""
+        try:
+            ack = self._push(iter(frames), timeout=timeout)
+        except grpc.RpcError as err:
+            return err.code(), err.details() or ""
+        return grpc.StatusCode.OK, wire.Status.Name(ack.status)
