@@ -247,7 +247,7 @@ class ReceiverProxy:
     async def _ping(self, peer: str) -> bool:
         channel = self._ping_channels.get(peer)
         if channel is None:
-            channel = open_channel(self._cfg.peers[peer], self._cfg.tls, tuple(self._cfg.grpc_options))
+            channel = open_channel(self._cfg.peers[peer], self._cfg.tls, tuple(self._cfg.grpc_options), party=peer)
             self._ping_channels[peer] = channel
         call = channel.unary_unary(PING, request_serializer=wire.PingRequest.SerializeToString,
                                    response_deserializer=wire.PingReply.FromString)
