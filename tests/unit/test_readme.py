@@ -19,3 +19,11 @@ def test_readme_keeps_the_fresh_machine_commands_first():
     tests = "    bash scripts/test.sh\n"
     assert demo in readme and tests in readme
     assert readme.index(demo) < readme.index("## Quick start")
+
+
+def test_readme_documents_every_cross_silo_comm_key():
+    from fed._config import CrossSiloComm
+
+    text = (REPO / "README.md").read_text()
+    missing = [name for name in CrossSiloComm.model_fields if f"| `{name}` |" not in text]
+    assert not missing, f"README's configuration table lacks {missing}"
