@@ -27,16 +27,17 @@ def iter_fed_objects(tree: Any) -> Iterator[FedObject]:
             yield from iter_fed_objects(item)
 
 
-def _map_leaves(tree: Any, fn: Callable[[Any], Any]) -> Any:
-    if isinstance(tree, FedObject):
+def _map_leaves(tree: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any]) -> Any:
+    """A copy of ``tree`` (lists, tuples, namedtuples, dicts) with each leaf replaced by ``fn(leaf)``."""
+    if is_leaf(tree):
         return fn(tree)
     if isinstance(tree, list):
-        return [_map_leaves(x, fn) for x in tree]
+        return [_map_leaves(x, is_leaf, fn) for x in tree]
     if isinstance(tree, tuple):
-        items = [_map_leaves(x, fn) for x in tree]
+        items = [_map_leaves(x, is_leaf, fn) for x in tree]
         return type(tree)(*items) if hasattr(tree, "_fields") else type(tree)(items)
     if isinstance(tree, dict):
-        out = {k: _map_leaves(v, fn) for k, v in tree.items()}
+        out = {k: _map_leaves(v, is_leaf, fn) for k, v in tree.items()}
         return out if type(tree) is dict else type(tree)(out)
     return tree
 
@@ -50,23 +51,17 @@ class _Hole:
         self.index = index
 
 
-def _fill(tree: Any, values: tuple) -> Any:
-    if isinstance(tree, _Hole):
-        return values[tree.index]
-    if isinstance(tree, list):
-        return [_fill(x, values) for x in tree]
-    if isinstance(tree, tuple):
-        items = [_fill(x, values) for x in tree]
-        return type(tree)(*items) if hasattr(tree, "_fields") else type(tree)(items)
-    if isinstance(tree, dict):
-        out = {k: _fill(v, values) for k, v in tree.items()}
-        return out if type(tree) is dict else type(tree)(out)
-    return tree
+def _is_fed_object(x: Any) -> bool:
+    return isinstance(x, FedObject)
+
+
+def _is_hole(x: Any) -> bool:
+    return isinstance(x, _Hole)
 
 
 @ray.remote(num_cpus=0)
 def _assemble(template: Any, *values: Any) -> Any:
-    return _fill(template, values)
+    return _map_leaves(template, _is_hole, lambda hole: values[hole.index])
 
 
 def _materialize_one(arg: Any, to_ref: Callable[[FedObject], ray.ObjectRef]) -> Any:
@@ -80,7 +75,7 @@ def _materialize_one(arg: Any, to_ref: Callable[[FedObject], ray.ObjectRef]) -> 
         refs.append(to_ref(obj))
         return _Hole(len(refs) - 1)
 
-    template = _map_leaves(arg, hole)
+    template = _map_leaves(arg, _is_fed_object, hole)
     return _assemble.remote(template, *refs)
 
 

@@ -20,7 +20,7 @@ from proxy._identity import identity_mismatch
 from proxy._receive_table import Admission, Arrival, ReceiveTable
 from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
-from proxy._service import PING, PROTOCOL_VERSION, add_transport_service, message_options, open_channel, server_credentials
+from proxy._service import PING, PROTOCOL_VERSION, REASON_KEY, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
@@ -337,4 +337,4 @@ class ReceiverProxy:
         n = self._rejected[rejected.reason]
         if n <= 10 or n & (n - 1) == 0:  # a hostile peer must not flood the log
             logger.warning("rejected a message at party %s (%s #%d): %s", self._cfg.party, rejected.reason, n, rejected)
-        await context.abort(rejected.code, str(rejected))
+        await context.abort(rejected.code, str(rejected), trailing_metadata=((REASON_KEY, rejected.reason),))

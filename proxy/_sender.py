@@ -20,12 +20,20 @@ import grpc
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._serialization import dumps, iter_chunks
-from proxy._service import PING, PROTOCOL_VERSION, PUSH, message_options, open_channel
+from proxy._service import PING, PROTOCOL_VERSION, PUSH, REASON_KEY, message_options, open_channel
 from proxy.errors import RemoteFailure, TransportError, iter_causes
 
 logger = logging.getLogger("silofed.proxy")
 
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+def _retryable(err: grpc.aio.AioRpcError) -> bool:
+    """Worth retrying until the connect timeout: the peer is not up yet, or its
+    address still serves the previous job of a process running jobs one after another."""
+    if err.code() == grpc.StatusCode.UNAVAILABLE:
+        return True
+    reasons = dict(err.trailing_metadata() or ())
+    return reasons.get(REASON_KEY) == "wrong_job"
 
 
 def _find_remote_failure(exc: BaseException) -> Optional[RemoteFailure]:
@@ -166,7 +174,7 @@ class SenderProxy:
             try:
                 ack = await push(frames())
             except grpc.aio.AioRpcError as err:
-                if err.code() in _RETRYABLE and loop.time() < deadline:
+                if _retryable(err) and loop.time() < deadline:
                     stats["retries"] += 1
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)

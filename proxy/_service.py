@@ -19,6 +19,8 @@ SERVICE = "silofed.wire.Transport"
 PUSH = f"/{SERVICE}/Push"
 PING = f"/{SERVICE}/Ping"
 PROTOCOL_VERSION = 1
+# Trailing-metadata key naming why a receiver rejected a call (e.g. "wrong_job").
+REASON_KEY = "silofed-reason"
 
 # Reconnect quickly once a peer that was not up yet starts listening.
 _RECONNECT_OPTIONS = (

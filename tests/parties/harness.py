@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,22 +22,15 @@ from typing import Any, Callable, Optional, Sequence
 import psutil
 import pytest
 
+from fed._launch import free_local_ports
+
 REPO = Path(__file__).resolve().parents[2]
 OBJECT_STORE_BYTES = 300 * 1024 * 1024
 
 
 def free_ports(n: int) -> list[int]:
     """``n`` distinct free TCP ports on 127.0.0.1."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return free_local_ports(n)
 
 
 def local_addresses(parties: Sequence[str]) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import ray
 
@@ -241,8 +243,30 @@ def reinit(party, addresses, second_addresses):
         b = aggregate.party("bob").remote(a, 100)
         results.append(fed.get(b))
         fed.shutdown()
+        leaks = _leaks(addrs[party])
+        assert not leaks, leaks
     ray.shutdown()
     return results
+
+
+def _leaks(address):
+    """What fed.shutdown left behind: silofed threads, the listening port, proxy actors."""
+    import socket
+    import threading
+
+    found = [t.name for t in threading.enumerate() if t.name.startswith("silofed")]
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as s:
+        try:
+            s.bind((host, int(port)))
+        except OSError as exc:
+            found.append(f"port {port} still bound: {exc}")
+    deadline = time.monotonic() + 10  # ray.kill completes asynchronously
+    while True:
+        proxies = [n for n in ray.util.list_named_actors() if n.startswith("silofed:")]
+        if not proxies or time.monotonic() > deadline:
+            return found + proxies
+        time.sleep(0.1)
 
 
 def test_reinit_in_same_process_with_new_job_and_addresses():

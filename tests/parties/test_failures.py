@@ -181,16 +181,18 @@ def interrupted(party, addresses, marker):
     handled = []
     join(party, addresses, failure_handler=handled.append)
     x = slow.party("bob").remote(1, 60.0)
+    r = plus_one.party("alice").remote(x)  # alice waits for bob's x, bob for alice's r
     if party == "alice":
-        with open(marker, "w") as f:
-            f.write("ready")
+        with open(marker + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(marker + ".tmp", marker)
         try:
-            fed.get(plus_one.party("alice").remote(x))
+            fed.get(r)
         except KeyboardInterrupt:
             assert len(handled) == 1
             time.sleep(120)  # a hung shutdown: the second Ctrl-C must end it at once
     try:
-        fed.get(plus_one.party("bob").remote(x), timeout=60)
+        fed.get(r, timeout=60)
     except fed.PeerUnavailableError as err:
         return {"peer": err.peer, "text": str(err)}
 
@@ -199,17 +201,15 @@ def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
     import threading
 
     marker = tmp_path / "alice-ready"
-    result = {}
 
     def interrupter():
         deadline = time.monotonic() + 60
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)
-        pid = _pid_of("alice", marker)
+        pid = int(marker.read_text())
         os.kill(pid, signal.SIGINT)
         time.sleep(3.0)
-        result["second_at"] = time.monotonic()
         os.kill(pid, signal.SIGINT)
 
     t = threading.Thread(target=interrupter, daemon=True)
@@ -220,14 +220,38 @@ def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
     assert out["peer"] == "alice" and "SIGINT" in out["text"]
 
 
-def _pid_of(party, marker):
-    import psutil
+@fed.remote
+def blob(n):
+    return b"x" * n
 
-    for proc in psutil.process_iter(["cmdline", "environ"]):
-        try:
-            cmd = proc.info["cmdline"] or []
-            if "tests.parties._party_main" in cmd and party in cmd:
-                return proc.pid
-        except psutil.Error:
-            continue
-    raise AssertionError(f"no process for {party}")
+
+def refused_send(party, addresses):
+    seen = []
+    limit = {"alice": 1 << 30, "bob": 1 << 20}[party]
+    join(party, addresses, failure_handler=seen.append,
+         config={"cross_silo_comm": {"messages_max_size_in_bytes": limit}})
+    big = blob.party("alice").remote(4 << 20)
+    used = plus_one.party("bob").remote(value.party("bob").remote(1))
+    out = {"small": fed.get(used)}
+    try:
+        fed.get(value.party("bob").remote(big), timeout=60)
+    except fed.FedError as err:
+        out["error"] = f"{type(err).__name__}: {err}"
+    if party == "alice":
+        out["handler"] = [f"{type(e).__name__}: {e}" for e in seen]
+    fed.shutdown()
+    ray.shutdown()
+    return out
+
+
+def test_a_refused_message_surfaces_at_sender_and_receiver():
+    run = run_parties(refused_send, ("alice", "bob"), timeout=120)
+    alice, bob = run.value("alice"), run.value("bob")
+    assert alice["small"] == bob["small"] == 2
+    # the sender's failure handler got the transport error, with the receiver's reason
+    assert len(alice["handler"]) == 1
+    assert "FedTransportError" in alice["handler"][0] and "RESOURCE_EXHAUSTED" in alice["handler"][0]
+    assert "over the limit" in alice["handler"][0]
+    # the party waiting for the data learns who failed and why
+    assert bob["error"].startswith("PeerUnavailableError") and "'alice'" in bob["error"]
+    assert "over the limit" in bob["error"]

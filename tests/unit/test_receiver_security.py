@@ -156,7 +156,7 @@ def test_every_hostile_message_gets_its_status_and_is_counted():
             assert stats["received"] == 1 and stats["buffered_bytes"] == 0
             code, details = await raw.ping("other", "bob")
             assert code == grpc.StatusCode.FAILED_PRECONDITION and "'other'" in details
-            stranger = SenderProxy(_cfg(addrs, "bob", job="other"))
+            stranger = SenderProxy(_cfg(addrs, "bob", job="other", connect_timeout_s=0))  # 0: no retry of the refusal
             with pytest.raises(TransportError) as info:
                 await stranger.send("alice", "1", "f", [_value(1)])
             text = str(translate(info.value))
