@@ -189,6 +189,9 @@ def interrupted(party, addresses, marker):
         try:
             fed.get(r)
         except KeyboardInterrupt:
+            deadline = time.monotonic() + 10  # the handler runs on the error-queue thread
+            while not handled and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert len(handled) == 1
             time.sleep(120)  # a hung shutdown: the second Ctrl-C must end it at once
     try:
