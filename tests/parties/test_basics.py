@@ -257,6 +257,8 @@ def _leaks(address):
     found = [t.name for t in threading.enumerate() if t.name.startswith("silofed")]
     host, port = address.rsplit(":", 1)
     with socket.socket() as s:
+        # as any server does; a listener still open makes bind fail even so
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError as exc:
