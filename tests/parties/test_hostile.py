@@ -77,9 +77,9 @@ def _flood(address: str, n: int, halfway: threading.Event, report: dict) -> None
 
 async def _wrong_job(bob_main: str) -> str:
     # a wrong-job refusal is retried until the connect timeout (the address may still serve
-    # the previous job of a process running jobs one after another); 0 means one attempt
+    # the previous job of a process running jobs one after another), then reported
     cfg = TransportConfig(job="side", party="alice", listen_address="127.0.0.1:1", peers={"bob": bob_main},
-                          connect_timeout_s=0)
+                          connect_timeout_s=1)
     sender = SenderProxy(cfg)
 
     async def value():
@@ -160,12 +160,13 @@ def test_hostile_messages_and_a_second_job_do_not_disturb_a_running_job(tmp_path
     # bob (main) counted every hostile message and the side job's stray one
     stats = out["bob"]["stats"]["received"]
     rejected = stats["rejected"]
-    assert sum(rejected.values()) == n + 1, rejected
+    strays = sum(rejected.values()) - n  # the side job's message, refused once per retry
+    assert 1 <= strays <= 20, rejected
     want = flood["want"]
     randoms = want.get("any", 0)
     for reason, count in want.items():
         if reason != "any":
-            extra = 1 if reason == "wrong_job" else 0
+            extra = strays if reason == "wrong_job" else 0
             assert count + extra <= rejected.get(reason, 0) <= count + extra + randoms, (reason, rejected)
     assert stats["received"] == ROUNDS + 1  # one inc result per round, and the final token: nothing else
     assert stats["buffered_bytes"] == 0
