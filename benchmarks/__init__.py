@@ -1,0 +1,1 @@
+"""Performance benchmarks: scripts that start the parties and print figures."""

@@ -1,0 +1,142 @@
+"""A small launcher shared by the benchmark scripts.
+
+Mirrors ``tests/parties/harness.py`` without pytest: each party is a fresh
+``python`` process (its own session, its own Ray) running a module-level
+function ``body(party, addresses, **args)``; its return value comes back as a
+pickle. Everything is killed at the deadline. Benchmarks import this module;
+run a benchmark with ``python benchmarks/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_addresses(parties: Sequence[str]) -> dict[str, str]:
+    """``{party: "127.0.0.1:port"}`` on free ports."""
+    socks = []
+    try:
+        for _ in parties:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return {p: f"127.0.0.1:{s.getsockname()[1]}" for p, s in zip(parties, socks)}
+    finally:
+        for s in socks:
+            s.close()
+
+
+class PartyFailed(RuntimeError):
+    """A party process timed out or exited non-zero."""
+
+
+def run(
+    body: Callable,
+    parties: Sequence[str] = ("alice", "bob"),
+    *,
+    args: Optional[dict] = None,
+    timeout: float = 300,
+) -> dict[str, Any]:
+    """Run ``body(party, addresses, **args)`` as one process per party.
+
+    Returns:
+        ``{party: {"value": what body returned, "wall_s": process lifetime}}``.
+
+    Raises:
+        PartyFailed: a party timed out or failed (the message holds every log).
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="silofed-bench-"))
+    module = body.__module__
+    if module == "__main__":  # a script run directly: import it by its file name
+        module = "benchmarks." + Path(sys.modules["__main__"].__file__).stem
+    spec = {"module": module, "func": body.__qualname__,
+            "addresses": free_addresses(parties), "args": args or {}}
+    (workdir / "spec.json").write_text(json.dumps(spec))
+    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
+    procs, started, ended = {}, {}, {}
+    for p in parties:
+        with open(workdir / f"{p}.log", "wb") as out:
+            started[p] = time.monotonic()
+            procs[p] = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks._launch", str(workdir / "spec.json"), p, str(workdir / f"{p}.out")],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**env, "FED_PARTY": p}, cwd=str(REPO), start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(ended) < len(procs) and time.monotonic() < deadline:
+            for p, proc in procs.items():
+                if p not in ended and proc.poll() is not None:
+                    ended[p] = time.monotonic()
+            time.sleep(0.02)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                _kill_session(proc.pid)
+    logs = "\n".join(f"===== {p} (exit {procs[p].returncode}) =====\n"
+                     f"{(workdir / f'{p}.log').read_text(errors='replace')[-8000:]}" for p in parties)
+    if len(ended) < len(procs) or any(proc.returncode for proc in procs.values()):
+        raise PartyFailed(f"parties failed or timed out after {timeout} s (logs in {workdir})\n{logs}")
+    return {p: {"value": pickle.loads((workdir / f"{p}.out").read_bytes()), "wall_s": ended[p] - started[p]}
+            for p in parties}
+
+
+def _kill_session(pid: int) -> None:
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        kids = []
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for k in kids:
+        try:
+            k.kill()
+        except psutil.Error:
+            pass
+
+
+def start_ray(object_store_bytes: int = 300 << 20) -> None:
+    """Start this party's own Ray (2 CPUs, no dashboard), as the tests do."""
+    import ray
+
+    ray.init(num_cpus=2, object_store_memory=object_store_bytes, include_dashboard=False,
+             logging_level="warning", log_to_driver=True)
+
+
+def summary(name: str, values: Sequence[float], unit: str) -> str:
+    """One line: ``name: median (min..max, n runs) unit``."""
+    return (f"{name:<44} median {statistics.median(values):9.2f}  min {min(values):9.2f}  "
+            f"max {max(values):9.2f}  {unit}  (n={len(values)})")
+
+
+def _main() -> None:
+    import importlib
+
+    spec_path, party, out_path = sys.argv[1:4]
+    spec = json.loads(Path(spec_path).read_text())
+    target: Any = importlib.import_module(spec["module"])
+    for part in spec["func"].split("."):
+        target = getattr(target, part)
+    value = target(party, spec["addresses"], **spec["args"])
+    Path(out_path).write_bytes(pickle.dumps(value))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _main()
