@@ -69,15 +69,17 @@ class ReceiveTable:
         self._reserved = 0
         self._failure: Optional[BaseException] = None
         self._failed_sources: dict[str, BaseException] = {}
+        self._waiters: list[asyncio.Future] = []
 
-    def admit(self, src: str, key: str, nbytes: int) -> Admission:
+    def admit(self, src: str, key: str, nbytes: int, count_busy: bool = True) -> Admission:
         """Decide whether a message announced by its header may stream in.
 
         A message whose receive is posted is always admitted. Otherwise it is
         admitted only if ``nbytes`` fit in the unsolicited budget (an empty
         buffer always admits one message, so a message larger than the budget
         still makes progress); its bytes are then reserved until ``deliver``
-        or ``release``.
+        or ``release``. ``count_busy=False`` does not count a BUSY answer in
+        the stats (for a receiver that asks again before it replies).
         """
         if (src, key) in self._seen:
             self.stats.duplicates += 1
@@ -87,7 +89,8 @@ class ReceiveTable:
             return Admission.WANTED
         used = self.stats.buffered_bytes + self._reserved
         if used and used + nbytes > self.budget_bytes:
-            self.stats.busy_replies += 1
+            if count_busy:
+                self.stats.busy_replies += 1
             return Admission.BUSY
         self._reserved += nbytes
         self._buffer(0)
@@ -97,6 +100,7 @@ class ReceiveTable:
         """Give back a reservation of a message that did not arrive whole."""
         if admission is Admission.RESERVED:
             self._reserved -= nbytes
+            self._wake()
 
     def deliver(self, src: str, key: str, arrival: Arrival, admission: Admission) -> bool:
         """Record an arrived message. Returns False if it is a duplicate."""
@@ -131,6 +135,7 @@ class ReceiveTable:
         slot = self._slots.setdefault((src, key), _Slot())
         if slot.future is not None:
             raise RuntimeError(f"receive for {key} from {src} posted twice")
+        self._wake()  # a message held as BUSY may be this one
         if slot.arrival is not None:
             self._buffer(-len(slot.arrival.payload))
             future.set_result(slot.arrival)
@@ -161,6 +166,20 @@ class ReceiveTable:
                 if not slot.future.done():
                     slot.future.set_exception(error)
                 del self._slots[(src, key)]
+
+    def wait_for_change(self) -> "asyncio.Future[None]":
+        """A future resolved at the next change that may turn a BUSY answer
+        into an admission: a reservation given back, buffered data claimed,
+        or a receive posted. Never fails; cancel it to stop waiting."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        return future
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
 
     def _buffer(self, delta: int) -> None:
         self.stats.buffered_bytes += delta

@@ -25,6 +25,10 @@ from proxy.errors import DivergedProducerError, PeerFailure, TransportError, Unp
 
 logger = logging.getLogger("silofed.proxy")
 
+# How long an unsolicited message that does not fit the budget is held before
+# the receiver answers BUSY (reps/0030-flow-control.md).
+_BUSY_HOLD_S = 1.0
+
 
 class _Rejected(Exception):
     def __init__(self, code: grpc.StatusCode, reason: str, message: str):
@@ -204,7 +208,7 @@ class ReceiverProxy:
             header = await self._read_header(frames)
             self._check_identity(context, header.src)
             total = header.pickle_size + sum(header.buffer_sizes)
-            admission = self._table.admit(header.src, header.key, total)
+            admission = await self._admit(header, total)
             if admission is Admission.DUPLICATE:
                 return wire.Ack(status=wire.DUPLICATE)
             if admission is Admission.BUSY:
@@ -276,6 +280,31 @@ class ReceiverProxy:
                 self._set_peer_state(peer, f"unreachable: {reason}")
                 self._table.fail_all(PeerFailure(peer, f"it is unreachable: {reason}"))
             await asyncio.sleep(self._cfg.ping_interval_s)
+
+    async def _admit(self, header: wire.Header, total: int) -> Admission:
+        """Admit a message, holding it up to ``_BUSY_HOLD_S`` while the budget is full.
+
+        The stream is not read while it is held, so gRPC flow control stops
+        the sender; a posted receive or freed room admits it at once. See
+        reps/0030-flow-control.md.
+        """
+        table = self._table
+        admission = table.admit(header.src, header.key, total, count_busy=False)
+        if admission is not Admission.BUSY:
+            return admission
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _BUSY_HOLD_S
+        while admission is Admission.BUSY:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return table.admit(header.src, header.key, total)  # counts the BUSY reply
+            change = table.wait_for_change()
+            try:
+                await asyncio.wait_for(change, remaining)
+            except asyncio.TimeoutError:
+                pass
+            admission = table.admit(header.src, header.key, total, count_busy=False)
+        return admission
 
     async def _read_header(self, frames) -> wire.Header:
         first = await _next_frame(frames)

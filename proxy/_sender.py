@@ -25,6 +25,10 @@ from proxy.errors import RemoteFailure, TransportError, iter_causes
 
 logger = logging.getLogger("silofed.proxy")
 
+# Push streams open at once per destination. A receiver holds a stream it
+# cannot admit yet (reps/0030-flow-control.md); this bounds what gRPC buffers
+# for held streams (about one flow-control window each) and the retry load.
+_MAX_STREAMS_PER_PEER = 256
 
 
 def _retryable(err: grpc.aio.AioRpcError) -> bool:
@@ -59,6 +63,8 @@ class SenderProxy:
         self._expose = expose_error_trace
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self._slots: dict[str, asyncio.Semaphore] = collections.defaultdict(
+            lambda: asyncio.Semaphore(_MAX_STREAMS_PER_PEER))
 
     async def send(self, dst: str, key: str, producer: str, wrapped: Sequence[Any]) -> tuple[int, bool]:
         """Send the value of ``wrapped[0]`` (an ObjectRef) to ``dst`` as ``key``.
@@ -169,26 +175,37 @@ class SenderProxy:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._cfg.connect_timeout_s if retry_s is None else retry_s)
         delay = 0.05
+        busy_delay = 0.01
         started = time.monotonic()
         while True:
             try:
-                ack = await push(frames())
+                async with self._slots[dst]:
+                    ack = await push(frames())
             except grpc.aio.AioRpcError as err:
-                if _retryable(err) and loop.time() < deadline:
+                if err.code() is grpc.StatusCode.CANCELLED:
+                    # The receiver ended the stream before reading it all: it
+                    # answered BUSY while we were still writing (a local
+                    # cancellation raises CancelledError instead). Same as BUSY.
+                    ack = wire.Ack(status=wire.BUSY)
+                elif _retryable(err) and loop.time() < deadline:
                     stats["retries"] += 1
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
-                stats["failed"] += 1
-                raise TransportError(
-                    f"sending object {key} ({producer}) to party {dst!r} at {self._cfg.peers[dst]} "
-                    f"failed: {err.code().name}: {err.details()}",
-                    peer=dst, key=key, code=err.code().name,
-                ) from None
+                else:
+                    stats["failed"] += 1
+                    raise TransportError(
+                        f"sending object {key} ({producer}) to party {dst!r} at {self._cfg.peers[dst]} "
+                        f"failed: {err.code().name}: {err.details()}",
+                        peer=dst, key=key, code=err.code().name,
+                    ) from None
             if ack.status == wire.BUSY:
+                # The receiver already held the stream while its budget was
+                # full (reps/0030), so retry soon: it admits the message as
+                # soon as room frees or the receive is posted.
                 stats["busy"] += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                await asyncio.sleep(busy_delay)
+                busy_delay = min(busy_delay * 2, 0.2)
                 deadline = loop.time() + self._cfg.connect_timeout_s
                 continue
             break
