@@ -31,7 +31,7 @@ class Arrival:
     producer: str
     pickle_size: int
     buffer_sizes: list[int]
-    payload: bytearray
+    payload: memoryview  # one contiguous byte buffer: the pickle stream, then its buffers
 
 
 @dataclass

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import grpc
+import numpy as np
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
@@ -308,7 +309,7 @@ class ReceiverProxy:
 
     async def _read_header(self, frames) -> wire.Header:
         first = await _next_frame(frames)
-        if first is None or first.WhichOneof("body") != "header":
+        if not isinstance(first, wire.Frame) or first.WhichOneof("body") != "header":
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "the first frame of a push must be a header")
         h = first.header
         cfg = self._cfg
@@ -331,18 +332,22 @@ class ReceiverProxy:
                             "raise cross_silo_comm.messages_max_size_in_bytes at the receiving party")
         return h
 
-    async def _read_payload(self, frames, header: wire.Header, total: int) -> bytearray:
-        payload = bytearray(total)
-        view = memoryview(payload)
+    async def _read_payload(self, frames, header: wire.Header, total: int) -> memoryview:
+        # numpy's allocator neither zero-fills (bytearray(n) would touch every
+        # page twice) and asks the kernel for huge pages on big buffers.
+        payload = memoryview(np.empty(total, dtype=np.uint8))
+        view = payload
         filled = 0
         while True:
             frame = await _next_frame(frames)
             if frame is None:
                 break
-            if frame.WhichOneof("body") != "chunk":
+            # parse_frame gives chunks as memoryviews; a chunk from another
+            # protobuf encoder may come as a Frame
+            if not isinstance(frame, memoryview) and frame.WhichOneof("body") != "chunk":
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
                                 f"object {header.key} from {header.src!r}: only the first frame of a push may be a header")
-            chunk = frame.chunk
+            chunk = frame if isinstance(frame, memoryview) else frame.chunk
             if filled + len(chunk) > total:
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
                                 f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")

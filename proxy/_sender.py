@@ -20,7 +20,7 @@ import grpc
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._serialization import dumps, iter_chunks
-from proxy._service import PING, PROTOCOL_VERSION, PUSH, REASON_KEY, message_options, open_channel
+from proxy._service import PING, PROTOCOL_VERSION, PUSH, REASON_KEY, encode_chunk, message_options, open_channel, serialize_frame
 from proxy.errors import RemoteFailure, TransportError, iter_causes
 
 logger = logging.getLogger("silofed.proxy")
@@ -164,11 +164,11 @@ class SenderProxy:
         def frames():
             yield wire.Frame(header=header)
             for view in iter_chunks(parts, chunk):
-                yield wire.Frame(chunk=view.tobytes())
+                yield encode_chunk(view)
 
         push = self._channel(dst).stream_unary(
             PUSH,
-            request_serializer=wire.Frame.SerializeToString,
+            request_serializer=serialize_frame,
             response_deserializer=wire.Ack.FromString,
         )
         stats = self._stats[dst]

@@ -1,0 +1,136 @@
+"""Throughput of one alice -> bob transfer of a numpy array, and receiver memory.
+
+For each size: alice makes the array (and waits until it exists), then times
+from submitting a bob task that takes it to that task starting with the array
+in hand (both parties run on this machine, so their clocks agree). Meanwhile
+bob samples its receiver proxy process: private memory (RssAnon) and the
+shared-memory pages it wrote into bob's object store (RssShmem).
+
+Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import ray  # noqa: E402
+
+import fed  # noqa: E402
+from benchmarks import _launch  # noqa: E402
+
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    return int(float(text[:-1]) * UNITS[text[-1].upper()]) if text[-1].upper() in UNITS else int(text)
+
+
+@fed.remote
+def make(nbytes):
+    return np.ones(nbytes, dtype=np.uint8)
+
+
+@fed.remote
+def consume(arr):
+    return time.time(), int(arr.nbytes), int(arr[-1])
+
+
+def _rss(proc: psutil.Process) -> tuple[int, int]:
+    """(RssAnon, RssShmem) of a process in bytes."""
+    anon = shm = 0
+    with open(f"/proc/{proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+            elif line.startswith("RssShmem:"):
+                shm = int(line.split()[1]) * 1024
+    return anon, shm
+
+
+class _Sampler:
+    """Samples the receiver proxy's memory every few ms while a transfer runs."""
+
+    def __init__(self, proc: psutil.Process):
+        self.proc = proc
+        self.base = _rss(proc)
+        self.peak_anon = self.peak_shm = self.peak_sum = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            anon, shm = _rss(self.proc)
+            da, ds = anon - self.base[0], shm - self.base[1]
+            self.peak_anon, self.peak_shm = max(self.peak_anon, da), max(self.peak_shm, ds)
+            self.peak_sum = max(self.peak_sum, da + ds)
+            time.sleep(0.005)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {"anon": self.peak_anon, "shm": self.peak_shm, "sum": self.peak_sum}
+
+
+def _receiver_process() -> psutil.Process:
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ReceiverProxy" in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:
+            continue
+    raise RuntimeError("receiver proxy process not found")
+
+
+def body(party, addresses, sizes, runs, profile=False):
+    biggest = max(sizes)
+    store = max(512 << 20, min(2 * biggest + (512 << 20), biggest + (1 << 30)))
+    _launch.start_ray(object_store_bytes=store)
+    fed.init(addresses=addresses, party=party)
+    proc = _receiver_process() if party == "bob" else None
+    out = []
+    for nbytes in sizes:
+        for rep in range(runs + 1):  # the first one warms up
+            arr = make.party("alice").remote(nbytes)
+            if party == "alice":
+                ray.wait([arr.get_ray_object_ref()], fetch_local=False)
+            sampler = _Sampler(proc) if proc is not None else None
+            t0 = time.time()
+            got = fed.get(consume.party("bob").remote(arr))
+            mem = sampler.stop() if sampler is not None else None
+            if rep and party == "alice":
+                out.append({"bytes": nbytes, "seconds": got[0] - t0})
+            elif rep:
+                out.append({"bytes": nbytes, "mem": mem})
+            assert got[1] == nbytes and got[2] == 1
+            del arr, got
+    fed.shutdown()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1M,16M,256M,1G")
+    ap.add_argument("--runs", type=int, default=3)
+    opts = ap.parse_args()
+    sizes = [parse_size(s) for s in opts.sizes.split(",")]
+    res = _launch.run(body, ("alice", "bob"), args=dict(sizes=sizes, runs=opts.runs), timeout=1800)
+    for nbytes in sizes:
+        secs = [r["seconds"] for r in res["alice"]["value"] if r["bytes"] == nbytes]
+        mems = [r["mem"] for r in res["bob"]["value"] if r["bytes"] == nbytes]
+        label = f"{nbytes / (1 << 20):g} MiB"
+        print(_launch.summary(f"alice->bob {label}", [nbytes / s / 1e6 for s in secs], "MB/s"))
+        print(_launch.summary(f"  receiver peak extra (anon+shm) / payload", [m["sum"] / nbytes for m in mems], "x"))
+        print(_launch.summary(f"    of which private (anon) / payload", [m["anon"] / nbytes for m in mems], "x"))
+
+
+if __name__ == "__main__":
+    main()
