@@ -289,3 +289,57 @@ def test_senders_retrying_busy_always_finish_whatever_the_receive_order(seed):
         assert t.stats.buffered_bytes == 0
         assert t.stats.received == n_msgs
     run(body())
+
+
+# -- holding a BUSY stream: wake-ups ---------------------------------------------
+
+def test_wait_for_change_wakes_on_post_release_and_claim_only():
+    async def body():
+        t = ReceiveTable(budget_bytes=10)
+        assert t.admit("a", "1", 10) is Admission.RESERVED
+        assert t.admit("a", "2", 5, count_busy=False) is Admission.BUSY
+        assert t.stats.busy_replies == 0  # a held answer is not a BUSY reply
+
+        change = t.wait_for_change()
+        t.admit("b", "9", 1, count_busy=False)  # another refusal changes nothing
+        await asyncio.sleep(0)
+        assert not change.done()
+        t.post("a", "2")  # the held message is now wanted
+        await asyncio.sleep(0)
+        assert change.done()
+        assert t.admit("a", "2", 5) is Admission.WANTED
+
+        change = t.wait_for_change()
+        t.deliver("a", "1", arrival(10), Admission.RESERVED)  # reserved -> buffered
+        assert t.admit("a", "3", 5, count_busy=False) is Admission.BUSY
+        change = t.wait_for_change()
+        t.post("a", "1")  # claims the buffered 10 bytes
+        assert change.done()
+        assert t.admit("a", "3", 5) is Admission.RESERVED
+
+        change = t.wait_for_change()
+        t.release(Admission.RESERVED, 5)  # a stream broke off
+        assert change.done()
+    run(body())
+
+
+def test_held_stream_is_admitted_as_soon_as_its_receive_is_posted():
+    """The receiver's hold loop, in miniature: it re-admits after each change."""
+
+    async def body():
+        t = ReceiveTable(budget_bytes=10)
+        t.admit("a", "1", 10)
+
+        async def hold(key: str) -> Admission:
+            adm = t.admit("a", key, 10, count_busy=False)
+            while adm is Admission.BUSY:
+                await t.wait_for_change()
+                adm = t.admit("a", key, 10, count_busy=False)
+            return adm
+
+        held = asyncio.ensure_future(hold("2"))
+        await asyncio.sleep(0.01)
+        assert not held.done()
+        t.post("a", "2")
+        assert await asyncio.wait_for(held, 1) is Admission.WANTED
+    run(body())
