@@ -190,7 +190,7 @@ class SenderProxy:
                 elif _retryable(err) and loop.time() < deadline:
                     stats["retries"] += 1
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+                    delay = min(delay * 2, 0.25)
                     continue
                 else:
                     stats["failed"] += 1
