@@ -293,6 +293,8 @@ class ReceiverProxy:
         admission = table.admit(header.src, header.key, total, count_busy=False)
         if admission is not Admission.BUSY:
             return admission
+        if header.kind in (wire.ABORT, wire.DONE):
+            return Admission.WANTED  # tiny control messages are never held nor buffered
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _BUSY_HOLD_S
         while admission is Admission.BUSY:
