@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import mmap
 from typing import Any
 
 import grpc
-import numpy as np
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
@@ -29,6 +29,8 @@ logger = logging.getLogger("silofed.proxy")
 # How long an unsolicited message that does not fit the budget is held before
 # the receiver answers BUSY (reps/0030-flow-control.md).
 _BUSY_HOLD_S = 1.0
+# Payloads from this size on are assembled in an anonymous memory mapping.
+_MMAP_FROM = 1 << 20
 
 
 class _Rejected(Exception):
@@ -335,9 +337,10 @@ class ReceiverProxy:
         return h
 
     async def _read_payload(self, frames, header: wire.Header, total: int) -> memoryview:
-        # numpy's allocator neither zero-fills (bytearray(n) would touch every
-        # page twice) and asks the kernel for huge pages on big buffers.
-        payload = memoryview(np.empty(total, dtype=np.uint8))
+        # Large payloads go to an anonymous mapping: the kernel hands out zero
+        # pages as they are first written, whereas bytearray(n) zero-fills
+        # every page up front and so touches each page twice.
+        payload = memoryview(mmap.mmap(-1, total) if total >= _MMAP_FROM else bytearray(total))
         view = payload
         filled = 0
         while True:

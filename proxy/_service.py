@@ -65,26 +65,24 @@ def parse_frame(raw: bytes):
     """Request deserializer for Push.
 
     Returns:
-        a read-only memoryview of the chunk for a chunk frame (no copy), or a
-        ``wire.Frame`` for any other frame.
+        a read-only memoryview of the chunk for a frame that is exactly one
+        chunk field (no copy), else ``wire.Frame.FromString(raw)`` -- so any
+        other input, valid or not, is handled exactly as protobuf would.
 
     Raises:
-        ValueError: a chunk frame whose length does not match its size.
+        google.protobuf.message.DecodeError: the frame does not decode.
     """
     if raw[:1] == b"\x12":
         length, shift, pos = 0, 0, 1
-        while True:
-            if pos >= len(raw) or shift > 63:
-                raise ValueError("truncated chunk frame")
+        while pos < len(raw) and shift <= 63:
             byte = raw[pos]
             pos += 1
             length |= (byte & 0x7F) << shift
             if not byte & 0x80:
+                if pos + length == len(raw):
+                    return memoryview(raw)[pos:]
                 break
             shift += 7
-        if pos + length != len(raw):
-            raise ValueError(f"chunk frame announces {length} bytes but carries {len(raw) - pos}")
-        return memoryview(raw)[pos:]
     return wire.Frame.FromString(raw)
 
 
