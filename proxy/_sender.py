@@ -21,7 +21,7 @@ from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._serialization import dumps, iter_chunks
 from proxy._service import PING, PROTOCOL_VERSION, PUSH, REASON_KEY, encode_chunk, message_options, open_channel, serialize_frame
-from proxy.errors import RemoteFailure, TransportError, iter_causes
+from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
 
 logger = logging.getLogger("silofed.proxy")
 
@@ -40,9 +40,13 @@ def _retryable(err: grpc.aio.AioRpcError) -> bool:
     return reasons.get(REASON_KEY) == "wrong_job"
 
 
-def _find_remote_failure(exc: BaseException) -> Optional[RemoteFailure]:
-    """The RemoteFailure this error descends from, if any (keeps its origin)."""
-    return next((e for e in iter_causes(exc) if isinstance(e, RemoteFailure)), None)
+def _find_forwarded_failure(exc: BaseException) -> Optional[Exception]:
+    """The failure from another party (or an abort) this error descends from, if any.
+
+    It is forwarded unchanged so that its origin party and cause survive any
+    number of hops.
+    """
+    return next((e for e in iter_causes(exc) if isinstance(e, (RemoteFailure, PeerFailure))), None)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -117,8 +121,8 @@ class SenderProxy:
 
     # -- internals -----------------------------------------------------------
 
-    def _failure(self, exc: BaseException, producer: str) -> RemoteFailure:
-        known = _find_remote_failure(exc)
+    def _failure(self, exc: BaseException, producer: str) -> Exception:
+        known = _find_forwarded_failure(exc)
         if known is not None:
             return known
         cause = _root_cause(exc)

@@ -136,7 +136,8 @@ def timeout_and_divergence(party, addresses):
         out["diverged_value"] = fed.get(diverged, timeout=20)
     except fed.ProgramDivergenceError as err:
         out["divergence"] = str(err)
-    fed.shutdown(timeout=1)
+    # bob's pending send of `never` would keep its shutdown waiting for the 30 s task
+    fed.shutdown(timeout=1 if party == "bob" else 60)
     ray.shutdown()
     return out
 
