@@ -4,7 +4,7 @@ The API is a superset of RayFed's: ``fed.init``, ``@fed.remote``, ``.party()``,
 ``.options()``, ``.remote()``, ``fed.get``, ``fed.kill``, ``fed.shutdown``.
 """
 
-from fed._api import get, init, kill, shutdown, stats
+from fed._api import get, init, kill, shutdown, stats, timeline
 from fed._errors import (
     ConfigError,
     FedError,
@@ -43,4 +43,5 @@ __all__ = [
     "remote",
     "shutdown",
     "stats",
+    "timeline",
 ]

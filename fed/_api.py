@@ -19,6 +19,7 @@ from fed._logging import configure_logging
 from fed._object import FedObject
 from fed._remote import FedActorHandle
 from fed._signals import ProcessHooks
+from fed._timeline import TIMELINE_DIR_ENV, build_trace, write_trace
 from proxy import ReceiverProxy, SenderProxy, TlsFiles, TransportConfig
 
 logger = logging.getLogger("silofed")
@@ -246,14 +247,17 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
             raise ConfigError(f"fed.get takes FedObjects (results of fed calls), not {type(obj).__name__}")
     if timeout is None and job.config.comm.recv_timeout_ms is not None:
         timeout = job.config.comm.recv_timeout_ms / 1000
+    started = time.time()
     refs = []
     for obj in objs:
         if obj.get_party() == job.party:
             for peer in job.peers:
                 job.push(obj, peer)
         refs.append(job.local_ref(obj))
+    outcome = "failed"
     try:
         values = ray.get(refs, timeout=timeout)
+        outcome = "ok"
     except GetTimeoutError:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         missing = [o for o, r in zip(objs, refs) if r not in ready]
@@ -266,6 +270,8 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     except RayError as exc:
         job.note_failure(translate(exc) or exc)
         _raise_translated(exc)
+    finally:
+        job.gets.append((started, time.time() - started, len(objs), objs[0]._key if objs else "", outcome))
     return values[0] if single else values
 
 
@@ -279,10 +285,88 @@ def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
 
 
 def stats() -> dict:
-    """Transport counters of this party: ``{"party", "job", "sent": {peer: ...}, "received": {...}}``."""
+    """Transport figures of this party, since ``fed.init``.
+
+    Returns:
+        A dict::
+
+            {"party": "alice", "job": "demo",
+             "sent": {peer: {
+                 "sent": int,             # objects delivered to peer
+                 "sent_bytes": int,       # their payload bytes
+                 "retries": int,          # pushes retried (peer unreachable)
+                 "busy": int,             # pushes the peer answered busy (buffer full)
+                 "duplicates": int,       # pushes the peer already had
+                 "failed": int,           # sends failed for good
+                 "in_flight": int,        # sends not yet acknowledged
+                 "control": int,          # abort/done messages (not in "sent")
+                 "send_ms_total": int,
+                 "latency_ms": {"count", "window", "mean_ms", "max_ms",
+                                "p50_ms", "p90_ms", "p99_ms"}}},
+             "received": {
+                 "received": int, "received_bytes": int,   # all sources
+                 "from": {peer: {"received": int, "received_bytes": int}},
+                 "duplicates": int, "busy_replies": int,
+                 "buffered_bytes": int,       # arrived, not yet asked for
+                 "peak_buffered_bytes": int,  # peak of buffered plus reserved
+                 "rejected": {reason: int}}}  # refused messages by reason
+
+        A peer appears under ``"sent"`` once something was sent to it.
+        Latency is the duration of a send, from the start of its push to the
+        peer's ack (retries included); ``count``, ``mean_ms`` and ``max_ms``
+        cover every send, the percentiles the last ``window`` (at most 1024)
+        sends, and are absent before the first one. The same figures are
+        exported as Ray metrics named ``silofed_*`` (tags party, peer, job).
+
+    Raises:
+        NotInitializedError: outside fed.init/fed.shutdown.
+    """
     job = current_job()
     sent, received = ray.get([job.sender.stats.remote(), job.receiver.stats.remote()])
     return {"party": job.party, "job": job.config.job_name, "sent": sent, "received": received}
+
+
+def timeline(path: Union[str, os.PathLike]) -> int:
+    """Write this party's timeline to ``path`` as a Chrome trace (JSON).
+
+    Open it in chrome://tracing or https://ui.perfetto.dev. It holds complete
+    ("X") events with wall-clock ``ts``/``dur`` in microseconds, one process
+    per party and rows per activity:
+
+    * ``call``: each fed call made here (every party makes every call), with
+      its sequence id, party, producer name and keys; its duration is the
+      submission (and argument pushes) only: how long a local task then ran
+      is not recorded here (``ray timeline`` shows Ray's own tasks);
+    * ``get``: each ``fed.get`` wait, with its outcome;
+    * ``send``: each push to a peer, from its start to the peer's ack, with
+      peer, key, producer, kind, bytes, retries and outcome;
+    * ``arrive``: data streaming in from a peer (header to last chunk);
+    * ``recv``: a receive posted until its data was there.
+
+    Only the last 100,000 events of each kind of record are kept (the count of
+    dropped ones is in ``otherData``). Sends still in flight are not included:
+    call it after the last ``fed.get``, or set ``$FED_TIMELINE_DIR`` so that
+    ``fed.shutdown`` writes ``<dir>/<job>-<party>.json`` after the last sends.
+
+    Args:
+        path: the file to write (its directory is created).
+
+    Returns:
+        the number of events written (metadata rows excluded).
+
+    Raises:
+        NotInitializedError: outside fed.init/fed.shutdown.
+    """
+    return _write_timeline(current_job(), path)
+
+
+def _write_timeline(job: Job, path: Union[str, os.PathLike]) -> int:
+    sent, received = ray.get([job.sender.timeline.remote(), job.receiver.timeline.remote()])
+    dropped = sent["dropped"] + received["dropped"] + job.calls.dropped + job.gets.dropped
+    trace = build_trace(job.party, list(job.config.addresses), job.config.job_name, job.calls.snapshot(),
+                        job.gets.snapshot(), sent["events"], received["events"], dropped)
+    write_trace(trace, path)
+    return sum(1 for e in trace["traceEvents"] if e["ph"] != "M")
 
 
 def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
@@ -344,6 +428,14 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
                     logger.error("%s", peer_failure)
                     job.note_failure(peer_failure)
         cleanup.wait_for_abort(_CONTROL_WAIT_S * 2)
+        timeline_dir = os.environ.get(TIMELINE_DIR_ENV)
+        if timeline_dir:
+            try:
+                out = os.path.join(timeline_dir, f"{job.config.job_name}-{job.party}.json")
+                _write_timeline(job, out)
+                logger.info("wrote the timeline of this party to %s", out)
+            except Exception as exc:  # never let the timeline spoil a shutdown
+                logger.warning("could not write the timeline to %s: %s", timeline_dir, exc)
         for stop in (job.receiver.stop.remote(), job.sender.stop.remote()):
             try:
                 ray.get(stop, timeout=10)

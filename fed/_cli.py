@@ -47,6 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not script.is_file():
         raise UsageError(f"script {args.script!r} not found (give the path of a Python file)")
     command = [sys.executable, str(script), *args.args]
+    _export_timeline_dir(args.timeline)
     if args.party is not None:
         if args.party not in config.parties:
             raise UnknownPartyError(args.party, config.parties, what="party (--party)")
@@ -57,6 +58,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- fed demo ----------------------------------------------------------------
+
+def _export_timeline_dir(directory: Optional[str]) -> None:
+    """With ``--timeline DIR``, have every party write its Chrome trace to DIR at fed.shutdown."""
+    if directory:
+        from fed._timeline import TIMELINE_DIR_ENV
+
+        os.makedirs(directory, exist_ok=True)
+        os.environ[TIMELINE_DIR_ENV] = os.path.abspath(directory)
+        print(f"[fed] each party writes its timeline (Chrome trace) to {os.path.abspath(directory)}", flush=True)
+
 
 def write_local_config(path: Path, parties: Sequence[str], job_name: str) -> None:
     """Write a YAML config with ``parties`` on free loopback ports."""
@@ -77,6 +88,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"[fed] running the federated logistic regression demo as alice, bob and carol "
               f"(config {config})", flush=True)
         command = [sys.executable, "-m", DEMO_MODULE, "--rounds", str(args.rounds)]
+        _export_timeline_dir(args.timeline)
         runner = PartyRunner(["alice", "bob", "carol"], str(config), command, grace_s=args.grace)
         codes = runner.run()
     code = overall_exit_code(codes, runner.interrupted)
@@ -151,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--party", metavar="NAME", help="run only this party, in the foreground (production)")
     run.add_argument("--grace", type=_positive, default=10.0, metavar="SECONDS",
                      help="seconds between SIGTERM and SIGKILL when stopping parties (default 10)")
+    run.add_argument("--timeline", metavar="DIR",
+                     help="have each party write its timeline (Chrome trace JSON) to DIR at fed.shutdown")
     run.add_argument("script", metavar="SCRIPT", help="the Python program every party runs")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments for SCRIPT")
     run.set_defaults(func=_cmd_run)
@@ -162,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=_positive_int, default=8, help="training rounds (default 8)")
     demo.add_argument("--grace", type=_positive, default=10.0, metavar="SECONDS",
                       help="seconds between SIGTERM and SIGKILL when stopping parties (default 10)")
+    demo.add_argument("--timeline", metavar="DIR",
+                      help="write each party's timeline (Chrome trace JSON, <job>-<party>.json) to DIR; "
+                           "open it in chrome://tracing or ui.perfetto.dev")
     demo.set_defaults(func=_cmd_demo)
 
     check = sub.add_parser(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any, Callable, Optional
 
 import ray
@@ -19,6 +20,7 @@ from fed._args import iter_fed_objects, materialize
 from fed._config import JobConfig
 from fed._errors import ConfigError, NotInitializedError, UnknownPartyError
 from fed._object import FedObject
+from proxy._stats import EventLog
 
 logger = logging.getLogger("silofed")
 
@@ -44,6 +46,10 @@ class Job:
         # the first failure seen here (raised by fed.get, or a local task's error sent to peers)
         self.seen_failure: Optional[BaseException] = None
         self._seq = itertools.count()
+        # bounded records for fed.timeline: (start_s, submit_s, seq, party, producer, keys)
+        # and (start_s, wait_s, n_objects, first_key, outcome)
+        self.calls = EventLog()
+        self.gets = EventLog()
 
     def check_party(self, party: Optional[str], what: str) -> str:
         """Validate the party a call is bound to."""
@@ -97,7 +103,9 @@ class Job:
             raise ConfigError(f"{producer}: num_returns must be a non-negative int, not {num_returns!r}")
         seq = self.next_seq()
         keys = [str(seq)] if num_returns == 1 else [f"{seq}#{i}" for i in range(num_returns)]
+        start = time.time()
         result = self.dispatch(party, submit, args, kwargs)
+        self.calls.append((start, time.time() - start, seq, party, producer, keys))
         if result is None:
             refs = [None] * len(keys)
         else:

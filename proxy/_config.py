@@ -44,6 +44,8 @@ class TransportConfig:
         peer_timeout_s: a peer that answered pings before and has not for
             this long is declared unreachable.
         ping_interval_s: how often each peer is pinged.
+        metrics_interval_s: how often the proxies export their figures as
+            Ray metrics; 0 disables the export.
     """
 
     job: str
@@ -59,3 +61,4 @@ class TransportConfig:
     grpc_options: tuple = field(default_factory=tuple)
     peer_timeout_s: float = 10.0
     ping_interval_s: float = 1.0
+    metrics_interval_s: float = 5.0

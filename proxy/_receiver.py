@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 import mmap
 from typing import Any
 
@@ -21,7 +22,9 @@ from proxy._identity import identity_mismatch
 from proxy._receive_table import Admission, Arrival, ReceiveTable
 from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
-from proxy._service import PING, PROTOCOL_VERSION, REASON_KEY, add_transport_service, message_options, open_channel, server_credentials
+from proxy._metrics import MetricsLoop
+from proxy._stats import EventLog
+from proxy._service import SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
@@ -70,6 +73,9 @@ class ReceiverProxy:
         self._liveness: PeerLiveness | None = None
         self._watcher: asyncio.Task | None = None
         self._ping_channels: dict[str, grpc.aio.Channel] = {}
+        self._from: dict[str, list[int]] = {p: [0, 0] for p in config.peers}  # src -> [messages, bytes]
+        self._events = EventLog()
+        self._metrics = MetricsLoop(config.party, config.job, self._metric_snapshot, config.metrics_interval_s)
 
     async def start(self) -> str:
         """Start listening; returns the bound address.
@@ -77,7 +83,8 @@ class ReceiverProxy:
         Raises:
             TransportError: the address cannot be bound (e.g. port in use).
         """
-        options = message_options(self._cfg.chunk_bytes) + (("grpc.so_reuseport", 0),) + tuple(self._cfg.grpc_options)
+        options = (message_options(self._cfg.chunk_bytes) + (("grpc.so_reuseport", 0),) + SERVER_KEEPALIVE_OPTIONS
+                   + tuple(self._cfg.grpc_options))
         server = grpc.aio.server(options=options)
         add_transport_service(server, self._push, self._answer_ping)
         address = self._cfg.listen_address
@@ -102,10 +109,12 @@ class ReceiverProxy:
         self._liveness = PeerLiveness(self._cfg.peers, loop.time(), self._cfg.peer_timeout_s,
                                       self._cfg.connect_timeout_s)
         self._watcher = asyncio.ensure_future(self._watch_peers())
+        self._metrics.start()
         return address
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """Stop the server and fail receives still waiting."""
+        """Stop the server and fail receives still waiting (and export the last figures as Ray metrics)."""
+        self._metrics.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
@@ -126,7 +135,15 @@ class ReceiverProxy:
             PeerFailure: ``src`` (or another party) aborted the job.
             UnpicklingRefusedError: the payload is not allowed.
         """
-        arrival = await self._table.post(src, key)
+        wall, started = time.time(), time.monotonic()
+        try:
+            arrival = await self._table.post(src, key)
+        except BaseException as exc:
+            self._events.append(("recv", wall, time.monotonic() - started, src, key, producer, 0,
+                                 f"failed: {type(exc).__name__}"))
+            raise
+        self._events.append(("recv", wall, time.monotonic() - started, src, key, producer,
+                             len(arrival.payload), "ok"))
         if arrival.producer != producer:
             raise DivergedProducerError(key, src, expected=producer, received=arrival.producer)
         view = memoryview(arrival.payload)
@@ -148,7 +165,16 @@ class ReceiverProxy:
         return value
 
     async def stats(self) -> dict:
-        """Counters: messages and bytes received, duplicates, rejections, buffering."""
+        """Counters of this receiver.
+
+        Returns:
+            ``received``/``received_bytes`` (objects and payload bytes, all
+            sources), ``duplicates``, ``busy_replies`` (pushes answered busy),
+            ``buffered_bytes`` (arrived, not yet asked for),
+            ``peak_buffered_bytes`` (buffered plus reserved),
+            ``rejected`` (``{reason: count}``) and ``from``:
+            ``{peer: {"received", "received_bytes"}}`` per source party.
+        """
         s = self._table.stats
         return {
             "received": s.received,
@@ -158,7 +184,21 @@ class ReceiverProxy:
             "buffered_bytes": s.buffered_bytes,
             "peak_buffered_bytes": s.peak_buffered_bytes,
             "rejected": dict(self._rejected),
+            "from": {p: {"received": n, "received_bytes": b} for p, (n, b) in self._from.items()},
         }
+
+    async def timeline(self) -> dict:
+        """The recorded receive events (at most the last 100k) and how many were dropped.
+
+        Returns:
+            ``{"events": [...], "dropped": n}``; events are
+            ``("arrive", start_s, duration_s, src, key, producer, bytes, kind)``
+            (the data streamed in, from its header to its last chunk) and
+            ``("recv", posted_s, wait_s, src, key, producer, bytes, outcome)``
+            (a receive posted until its data was there), with wall-clock
+            start times (``time.time()``).
+        """
+        return {"events": self._events.snapshot(), "dropped": self._events.dropped}
 
     async def abort(self, origin: str, cause: str) -> None:
         """Fail every pending and future receive: the job is being aborted."""
@@ -188,6 +228,18 @@ class ReceiverProxy:
         """Returns True once the actor is up (used as a liveness probe)."""
         return True
 
+    def _metric_snapshot(self) -> tuple:
+        s = self._table.stats
+        counters = {
+            "silofed_received_messages": {(("peer", p),): n for p, (n, _) in self._from.items()},
+            "silofed_received_bytes": {(("peer", p),): b for p, (_, b) in self._from.items()},
+            "silofed_rejected_messages": {(("peer", "?"), ("reason", r)): n for r, n in self._rejected.items()},
+        }
+        here = (("peer", ""),)
+        gauges = {"silofed_buffered_bytes": {here: s.buffered_bytes},
+                  "silofed_peak_buffered_bytes": {here: s.peak_buffered_bytes}}
+        return counters, gauges, {}
+
     # -- gRPC handlers -------------------------------------------------------
 
     async def _answer_ping(self, request: wire.PingRequest, context: grpc.aio.ServicerContext) -> wire.PingReply:
@@ -203,6 +255,7 @@ class ReceiverProxy:
         return wire.PingReply(job=self._cfg.job, party=self._cfg.party)
 
     async def _push(self, frames, context: grpc.aio.ServicerContext) -> wire.Ack:
+        wall, started = time.time(), time.monotonic()
         header = None
         admission = None
         total = 0
@@ -230,7 +283,12 @@ class ReceiverProxy:
             self._control(header, bytes(payload).decode("utf-8", "replace"))
             return wire.Ack(status=wire.OK)
         arrival = Arrival(header.kind, header.producer, header.pickle_size, list(header.buffer_sizes), payload)
-        self._table.deliver(header.src, header.key, arrival, admission)
+        if self._table.deliver(header.src, header.key, arrival, admission):
+            counts = self._from[header.src]
+            counts[0] += 1
+            counts[1] += total
+            self._events.append(("arrive", wall, time.monotonic() - started, header.src, header.key,
+                                 header.producer, total, "error" if header.kind == wire.ERROR else "data"))
         return wire.Ack(status=wire.OK)
 
     def _control(self, header: wire.Header, cause: str) -> None:

@@ -19,11 +19,21 @@ import grpc
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
+from proxy._metrics import MetricsLoop
 from proxy._serialization import dumps, iter_chunks
-from proxy._service import PING, PROTOCOL_VERSION, PUSH, REASON_KEY, encode_chunk, message_options, open_channel, serialize_frame
+from proxy._service import (PING, PROTOCOL_VERSION, PUSH, REASON_KEY, encode_chunk, keepalive_options, message_options,
+                            open_channel, serialize_frame)
+from proxy._stats import EventLog, LatencyWindow
 from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
 
 logger = logging.getLogger("silofed.proxy")
+
+_KIND_NAMES = {wire.DATA: "data", wire.ERROR: "error", wire.ABORT: "abort", wire.DONE: "done"}
+_COUNTER_METRICS = (("sent", "silofed_sent_messages"), ("sent_bytes", "silofed_sent_bytes"),
+                    ("retries", "silofed_send_retries"), ("busy", "silofed_send_busy"),
+                    ("failed", "silofed_send_failures"))
+_COUNTER_KEYS = ("sent", "sent_bytes", "retries", "busy", "duplicates", "failed", "in_flight", "control",
+                 "send_ms_total")
 
 # Push streams open at once per destination. A receiver holds a stream it
 # cannot admit yet (reps/0030-flow-control.md); this bounds what gRPC buffers
@@ -67,6 +77,11 @@ class SenderProxy:
         self._expose = expose_error_trace
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self._latency: dict[str, LatencyWindow] = collections.defaultdict(LatencyWindow)
+        self._events = EventLog()
+        self._metrics = MetricsLoop(config.party, config.job, self._metric_snapshot, config.metrics_interval_s)
+        self._exported: dict[str, int] = {}
+        self._metrics_started = False
         self._slots: dict[str, asyncio.Semaphore] = collections.defaultdict(
             lambda: asyncio.Semaphore(_MAX_STREAMS_PER_PEER))
 
@@ -110,16 +125,57 @@ class SenderProxy:
         return None
 
     async def stats(self) -> dict:
-        """Per-peer counters: messages, bytes, retries, busy replies, duplicates."""
-        return {dst: dict(c) for dst, c in self._stats.items()}
+        """Per-peer figures: ``{peer: {...}}``.
+
+        Each peer's dict has ``sent`` (messages delivered), ``sent_bytes``,
+        ``retries`` (pushes retried, peer unreachable), ``busy`` (pushes the
+        peer answered busy), ``duplicates`` (delivered before), ``failed``
+        (sends failed for good), ``in_flight`` (sends not yet acknowledged),
+        ``control`` (abort/done messages, not counted as sent), ``send_ms_total``
+        and ``latency_ms``: ``{"count", "window", "mean_ms",
+        "max_ms", "p50_ms", "p90_ms", "p99_ms"}`` of the send durations (from
+        the start of the push to the ack; percentiles over the last
+        ``window`` sends, absent before the first send).
+        """
+        out = {}
+        for dst, c in self._stats.items():
+            figures = {k: c[k] for k in _COUNTER_KEYS}
+            figures["latency_ms"] = self._latency[dst].summary()
+            out[dst] = figures
+        return out
+
+    async def timeline(self) -> dict:
+        """The recorded send events (at most the last 100k) and how many were dropped.
+
+        Returns:
+            ``{"events": [(name, start_s, duration_s, peer, key, producer,
+            kind, bytes, retries, outcome), ...], "dropped": n}`` with wall-clock
+            start times (``time.time()``).
+        """
+        return {"events": self._events.snapshot(), "dropped": self._events.dropped}
 
     async def stop(self) -> None:
-        """Close every channel."""
+        """Close every channel (and export the last figures as Ray metrics)."""
+        self._metrics.stop()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
 
     # -- internals -----------------------------------------------------------
+
+    def _metric_snapshot(self) -> tuple:
+        counters: dict = {m: {} for _, m in _COUNTER_METRICS}
+        gauges: dict = {"silofed_sends_in_flight": {}}
+        samples: dict = {"silofed_send_latency_seconds": {}}
+        for dst, c in self._stats.items():
+            tags = (("peer", dst),)
+            for key, metric in _COUNTER_METRICS:
+                counters[metric][tags] = c[key]
+            gauges["silofed_sends_in_flight"][tags] = c["in_flight"]
+            window = self._latency[dst]
+            samples["silofed_send_latency_seconds"][tags] = window.since(self._exported.get(dst, 0))
+            self._exported[dst] = window.count
+        return counters, gauges, samples
 
     def _failure(self, exc: BaseException, producer: str) -> Exception:
         known = _find_forwarded_failure(exc)
@@ -138,7 +194,9 @@ class SenderProxy:
         if channel is None:
             if dst not in self._cfg.peers:
                 raise TransportError(f"party {dst!r} is not a party of job {self._cfg.job!r}", peer=dst)
-            options = message_options(self._cfg.chunk_bytes) + tuple(self._cfg.grpc_options)
+            options = (message_options(self._cfg.chunk_bytes)
+                       + keepalive_options(self._cfg.ping_interval_s, self._cfg.peer_timeout_s)
+                       + tuple(self._cfg.grpc_options))
             channel = open_channel(self._cfg.peers[dst], self._cfg.tls, options, party=dst)
             self._channels[dst] = channel
         return channel
@@ -176,46 +234,66 @@ class SenderProxy:
             response_deserializer=wire.Ack.FromString,
         )
         stats = self._stats[dst]
+        if not self._metrics_started:
+            self._metrics_started = True
+            self._metrics.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._cfg.connect_timeout_s if retry_s is None else retry_s)
         delay = 0.05
         busy_delay = 0.01
+        wall = time.time()
         started = time.monotonic()
-        while True:
-            try:
-                async with self._slots[dst]:
-                    ack = await push(frames())
-            except grpc.aio.AioRpcError as err:
-                if err.code() is grpc.StatusCode.CANCELLED:
-                    # The receiver ended the stream before reading it all: it
-                    # answered BUSY while we were still writing (a local
-                    # cancellation raises CancelledError instead). Same as BUSY.
-                    ack = wire.Ack(status=wire.BUSY)
-                elif _retryable(err) and loop.time() < deadline:
-                    stats["retries"] += 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.25)
+        tries = 0
+        stats["in_flight"] += 1
+        try:
+            while True:
+                tries += 1
+                try:
+                    async with self._slots[dst]:
+                        ack = await push(frames())
+                except grpc.aio.AioRpcError as err:
+                    if err.code() is grpc.StatusCode.CANCELLED:
+                        # The receiver ended the stream before reading it all: it
+                        # answered BUSY while we were still writing (a local
+                        # cancellation raises CancelledError instead). Same as BUSY.
+                        ack = wire.Ack(status=wire.BUSY)
+                    elif _retryable(err) and loop.time() < deadline:
+                        stats["retries"] += 1
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 0.25)
+                        continue
+                    else:
+                        stats["failed"] += 1
+                        self._events.append(("send", wall, time.monotonic() - started, dst, key, producer,
+                                             _KIND_NAMES.get(kind, "?"), total, tries - 1,
+                                             f"failed: {err.code().name}"))
+                        raise TransportError(
+                            f"sending object {key} ({producer}) to party {dst!r} at {self._cfg.peers[dst]} "
+                            f"failed: {err.code().name}: {err.details()}",
+                            peer=dst, key=key, code=err.code().name,
+                        ) from None
+                if ack.status == wire.BUSY:
+                    # The receiver already held the stream while its budget was
+                    # full (reps/0030), so retry soon: it admits the message as
+                    # soon as room frees or the receive is posted.
+                    stats["busy"] += 1
+                    await asyncio.sleep(busy_delay)
+                    busy_delay = min(busy_delay * 2, 0.2)
+                    deadline = loop.time() + self._cfg.connect_timeout_s
                     continue
-                else:
-                    stats["failed"] += 1
-                    raise TransportError(
-                        f"sending object {key} ({producer}) to party {dst!r} at {self._cfg.peers[dst]} "
-                        f"failed: {err.code().name}: {err.details()}",
-                        peer=dst, key=key, code=err.code().name,
-                    ) from None
-            if ack.status == wire.BUSY:
-                # The receiver already held the stream while its budget was
-                # full (reps/0030), so retry soon: it admits the message as
-                # soon as room frees or the receive is posted.
-                stats["busy"] += 1
-                await asyncio.sleep(busy_delay)
-                busy_delay = min(busy_delay * 2, 0.2)
-                deadline = loop.time() + self._cfg.connect_timeout_s
-                continue
-            break
+                break
+        finally:
+            stats["in_flight"] -= 1
+        elapsed = time.monotonic() - started
         if ack.status == wire.DUPLICATE:
             stats["duplicates"] += 1
-        stats["sent"] += 1
-        stats["sent_bytes"] += total
-        stats["send_ms_total"] += int((time.monotonic() - started) * 1000)
+        if kind == wire.ABORT or kind == wire.DONE:  # not data: the receiver does not count them either
+            stats["control"] += 1
+        else:
+            stats["sent"] += 1
+            stats["sent_bytes"] += total
+            stats["send_ms_total"] += int(elapsed * 1000)
+            self._latency[dst].add(elapsed)
+        self._events.append(("send", wall, elapsed, dst, key, producer, _KIND_NAMES.get(kind, "?"), total,
+                             tries - 1, "duplicate" if ack.status == wire.DUPLICATE else "ok"))
         return total

@@ -86,6 +86,29 @@ def parse_frame(raw: bytes):
     return wire.Frame.FromString(raw)
 
 
+def keepalive_options(interval_s: float, timeout_s: float) -> tuple:
+    """Channel options that fail calls on a connection gone silent (e.g. a cut link).
+
+    Without them a push on a connection whose packets are dropped waits for
+    TCP to give up (many minutes). With them gRPC pings the peer every
+    ``interval_s`` and fails the calls with UNAVAILABLE after ``timeout_s``
+    without an answer; the sender then retries until its connect timeout.
+    """
+    return (
+        ("grpc.keepalive_time_ms", max(100, int(interval_s * 1000))),
+        ("grpc.keepalive_timeout_ms", max(100, int(timeout_s * 1000))),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.max_pings_without_data", 0),
+    )
+
+
+# A receiver accepts the senders' keepalive pings however often they come.
+SERVER_KEEPALIVE_OPTIONS = (
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 100),
+    ("grpc.http2.max_ping_strikes", 0),
+)
+
+
 def message_options(chunk_bytes: int) -> tuple:
     """Channel/server options that admit one frame of ``chunk_bytes``."""
     limit = chunk_bytes + (64 << 10)

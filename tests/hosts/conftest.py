@@ -28,10 +28,16 @@ class Host:
     party: str
     netns: str
     ip: str
+    switch: str = ""  # the switch namespace
+    port: str = ""  # this host's link on the switch's bridge
 
     def command(self, *argv: str) -> list[str]:
         """``argv`` run inside this namespace."""
         return ["ip", "netns", "exec", self.netns, *argv]
+
+    def cut_link(self) -> None:
+        """Unplug this host from the switch: its traffic to and from every other host is dropped."""
+        _ip("-n", self.switch, "link", "set", self.port, "down")
 
 
 def _ip(*args: str) -> None:
@@ -79,7 +85,7 @@ def three_hosts():
             _ip("-n", ns, "addr", "add", f"{SUBNET}.{i}/24", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
             _ip("-n", ns, "link", "set", "lo", "up")
-            hosts[party] = Host(party, ns, f"{SUBNET}.{i}")
+            hosts[party] = Host(party, ns, f"{SUBNET}.{i}", switch, f"p{i}")
         yield hosts
     finally:
         for ns in reversed(created):

@@ -318,3 +318,19 @@ def test_ctrl_c_stops_every_party(tmp_path):
     assert "[fed] interrupted: stopping all parties" in rest
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+def test_timeline_option_sets_the_directory_the_parties_write_to(monkeypatch, tmp_path, capsys):
+    from fed._timeline import TIMELINE_DIR_ENV
+
+    monkeypatch.setenv(TIMELINE_DIR_ENV, "")  # so that monkeypatch removes it again after the test
+    monkeypatch.delenv(TIMELINE_DIR_ENV)
+    parser = _cli.build_parser()
+    assert parser.parse_args(["demo", "--timeline", "tl"]).timeline == "tl"
+    assert parser.parse_args(["run", "--config", "c.yaml", "--timeline", "tl", "prog.py"]).timeline == "tl"
+    assert parser.parse_args(["run", "--config", "c.yaml", "prog.py", "--timeline", "x"]).args == ["--timeline", "x"]
+    _cli._export_timeline_dir(None)
+    assert TIMELINE_DIR_ENV not in os.environ
+    _cli._export_timeline_dir(str(tmp_path / "tl"))
+    assert os.environ[TIMELINE_DIR_ENV] == str(tmp_path / "tl") and (tmp_path / "tl").is_dir()
+    assert "writes its timeline" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from fed._errors import translate
 
 def test_exports_are_exactly_the_public_api():
     expected = {
-        "init", "remote", "get", "kill", "shutdown", "stats",
+        "init", "remote", "get", "kill", "shutdown", "stats", "timeline",
         "FedObject", "FedActorHandle", "FedRemoteClass", "FedRemoteFunction",
         "FedError", "ConfigError", "UnknownPartyError", "NotInitializedError", "FedTransportError",
         "UntrustedPayloadError", "RemoteError", "PeerUnavailableError", "FedTimeoutError",
