@@ -63,7 +63,7 @@ def cascade(party, addresses, expose, rounds):
 
 @pytest.mark.parametrize("expose", [False, True], ids=["redacted", "exposed"])
 def test_error_cascades_alice_bob_carol_naming_origin_and_redacting(expose):
-    rounds = 5 if not expose else 1
+    rounds = 10 if not expose else 1
     run = run_parties(cascade, ("alice", "bob", "carol"), args={"expose": expose, "rounds": rounds}, timeout=180)
     for party in ("bob", "carol"):
         outcomes = run.value(party)
