@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from fed._job import Job, current_job, set_current_job
 from fed._logging import configure_logging
 from fed._object import FedObject
 from fed._remote import FedActorHandle
+from fed._sender_host import ActorSender, DriverSender
 from fed._signals import ProcessHooks
 from fed._timeline import TIMELINE_DIR_ENV, build_trace, write_trace
 from proxy import ReceiverProxy, SenderProxy, TlsFiles, TransportConfig
@@ -83,7 +85,7 @@ def _barrier(job: Job, timeout_s: float) -> None:
     waiting = list(job.peers)
     reasons: dict[str, str] = {}
     while waiting:
-        answers = ray.get([job.sender.ping.remote(p) for p in waiting])
+        answers = [f.result() for f in [job.sender.ping(p) for p in waiting]]
         reasons = {p: why for p, why in zip(waiting, answers) if why is not None}
         waiting = list(reasons)
         if waiting and time.monotonic() > deadline:
@@ -108,8 +110,8 @@ class _Runtime:
     def __init__(self, job: Job, failure_handler: Optional[Callable[[BaseException], None]]):
         self.job = job
         self.cleanup = CleanupManager(
-            wait_any=lambda refs, t: ray.wait(refs, num_returns=len(refs), timeout=t)[0],
-            check=_get_translated,
+            wait_any=lambda futures, t: concurrent.futures.wait(futures, timeout=t).done,
+            check=_result_translated,
             abort=self._abort,
             failure_handler=failure_handler,
             on_send_result=self._on_send_result,
@@ -126,9 +128,9 @@ class _Runtime:
         job = self.job
         cause = _describe(failure, job.config.comm.expose_error_trace)
         logger.error("aborting job %s: %s", job.config.job_name, cause)
-        refs = [job.sender.send_control.remote(p, "abort", cause) for p in job.peers]
-        refs.append(job.receiver.abort.remote(job.party, f"it aborted the job: {cause}"))
-        ray.wait(refs, num_returns=len(refs), timeout=_CONTROL_WAIT_S)
+        futures = [job.sender.send_control(p, "abort", cause) for p in job.peers]
+        futures.append(job.receiver.abort.remote(job.party, f"it aborted the job: {cause}").future())
+        concurrent.futures.wait(futures, timeout=_CONTROL_WAIT_S)
 
     def _at_exit(self) -> None:
         if _runtime is self:
@@ -204,8 +206,11 @@ def init(
         if started_ray:
             ray.shutdown()
         _raise_translated(exc)
-    sender = _start_proxy(SenderProxy, f"{prefix}:sender", cfg.comm.send_resource_label,
-                          transport, cfg.comm.expose_error_trace)
+    if cfg.comm.send_resource_label:
+        sender = ActorSender(_start_proxy(SenderProxy, f"{prefix}:sender", cfg.comm.send_resource_label,
+                                          transport, cfg.comm.expose_error_trace))
+    else:
+        sender = DriverSender(transport, cfg.comm.expose_error_trace)
     job = Job(cfg, sender, receiver, started_ray, track_send=lambda ref: None)
     _runtime = _Runtime(job, failure_handler or sending_failure_handler)
     set_current_job(job)
@@ -322,8 +327,9 @@ def stats() -> dict:
         NotInitializedError: outside fed.init/fed.shutdown.
     """
     job = current_job()
-    sent, received = ray.get([job.sender.stats.remote(), job.receiver.stats.remote()])
-    return {"party": job.party, "job": job.config.job_name, "sent": sent, "received": received}
+    sent = job.sender.stats()
+    received = ray.get(job.receiver.stats.remote())
+    return {"party": job.party, "job": job.config.job_name, "sent": sent.result(), "received": received}
 
 
 def timeline(path: Union[str, os.PathLike]) -> int:
@@ -361,7 +367,9 @@ def timeline(path: Union[str, os.PathLike]) -> int:
 
 
 def _write_timeline(job: Job, path: Union[str, os.PathLike]) -> int:
-    sent, received = ray.get([job.sender.timeline.remote(), job.receiver.timeline.remote()])
+    sent_future = job.sender.timeline()
+    received = ray.get(job.receiver.timeline.remote())
+    sent = sent_future.result()
     dropped = sent["dropped"] + received["dropped"] + job.calls.dropped + job.gets.dropped
     trace = build_trace(job.party, list(job.config.addresses), job.config.job_name, job.calls.snapshot(),
                         job.gets.snapshot(), sent["events"], received["events"], dropped)
@@ -382,10 +390,10 @@ def _is_failure(exc: Optional[BaseException]) -> bool:
     return exc is not None
 
 
-def _get_translated(ref: ray.ObjectRef) -> Any:
+def _result_translated(future: concurrent.futures.Future) -> Any:
     try:
-        return ray.get(ref)
-    except RayError as exc:
+        return future.result()
+    except Exception as exc:
         raise (translate(exc) or exc) from None
 
 
@@ -419,8 +427,8 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
         if exit_on_failure and job.seen_failure is not None:
             cleanup.fail(job.seen_failure)
         if not cleanup.failing:
-            refs = [job.sender.send_control.remote(p, "done") for p in job.peers]
-            ray.wait(refs, num_returns=len(refs), timeout=_CONTROL_WAIT_S)
+            concurrent.futures.wait([job.sender.send_control(p, "done") for p in job.peers],
+                                    timeout=_CONTROL_WAIT_S)
             if exit_on_failure:
                 states = ray.get(job.receiver.wait_peers_finished.remote(24 * 3600.0))
                 peer_failure = _peer_failure(states)
@@ -436,13 +444,12 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
                 logger.info("wrote the timeline of this party to %s", out)
             except Exception as exc:  # never let the timeline spoil a shutdown
                 logger.warning("could not write the timeline to %s: %s", timeline_dir, exc)
-        for stop in (job.receiver.stop.remote(), job.sender.stop.remote()):
-            try:
-                ray.get(stop, timeout=10)
-            except Exception as exc:
-                logger.warning("stopping a proxy failed: %s", exc)
-        for actor in (job.receiver, job.sender):
-            ray.kill(actor)
+        try:
+            ray.get(job.receiver.stop.remote(), timeout=10)
+        except Exception as exc:
+            logger.warning("stopping the receiver proxy failed: %s", exc)
+        ray.kill(job.receiver)
+        job.sender.close(10)
     finally:
         cleanup.close()
         rt.hooks.uninstall()

@@ -29,10 +29,10 @@ class Job:
 
     Args:
         config: the validated job configuration.
-        sender: handle of this party's sender proxy actor.
+        sender: this party's sender (fed._sender_host: DriverSender or ActorSender).
         receiver: handle of this party's receiver proxy actor.
         started_ray: True if fed.init started Ray and shutdown must stop it.
-        track_send: hands each send's ObjectRef to the cleanup manager.
+        track_send: hands each send's future to the cleanup manager.
     """
 
     def __init__(self, config: JobConfig, sender, receiver, started_ray: bool, track_send: Callable[[Any], None]):
@@ -77,7 +77,7 @@ class Job:
         if dst in obj._sent_to:
             return
         obj._sent_to.add(dst)
-        self.track_send(self.sender.send.remote(dst, obj._key, obj._producer, [obj._ref]))
+        self.track_send(self.sender.send(dst, obj._key, obj._producer, obj._ref))
 
     def note_failure(self, failure: BaseException) -> None:
         """Remember that the job saw a failure (decides the exit code with exit_on_failure)."""

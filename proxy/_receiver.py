@@ -86,7 +86,7 @@ class ReceiverProxy:
         options = (message_options(self._cfg.chunk_bytes) + (("grpc.so_reuseport", 0),) + SERVER_KEEPALIVE_OPTIONS
                    + tuple(self._cfg.grpc_options))
         server = grpc.aio.server(options=options)
-        add_transport_service(server, self._push, self._answer_ping)
+        add_transport_service(server, self._push, self._push_small, self._answer_ping)
         address = self._cfg.listen_address
         try:
             if self._cfg.tls is None:
@@ -255,13 +255,49 @@ class ReceiverProxy:
         return wire.PingReply(job=self._cfg.job, party=self._cfg.party)
 
     async def _push(self, frames, context: grpc.aio.ServicerContext) -> wire.Ack:
+        frames = frames.__aiter__()
+
+        async def header() -> wire.Header:
+            first = await _next_frame(frames)
+            if not isinstance(first, wire.Frame) or first.WhichOneof("body") != "header":
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
+                                "the first frame of a push must be a header")
+            return self._checked_header(first.header)
+
+        return await self._receive(context, header, lambda h, total: self._read_payload(frames, h, total))
+
+    async def _push_small(self, raw: bytes, context: grpc.aio.ServicerContext) -> wire.Ack:
+        small = None
+
+        async def header() -> wire.Header:
+            nonlocal small
+            try:
+                small = wire.Small.FromString(raw)
+            except Exception as exc:
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", f"malformed message: {exc}") from None
+            if not small.HasField("header"):
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "a small push must carry a header")
+            return self._checked_header(small.header)
+
+        async def payload(h: wire.Header, total: int) -> memoryview:
+            if len(small.payload) > total:
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
+                                f"object {h.key} from {h.src!r} carries more data than its header announced ({total} bytes)")
+            if len(small.payload) < total:
+                raise _Rejected(grpc.StatusCode.DATA_LOSS, "truncated",
+                                f"object {h.key} from {h.src!r} ended after {len(small.payload)} of {total} bytes")
+            return memoryview(small.payload)
+
+        return await self._receive(context, header, payload)
+
+    async def _receive(self, context: grpc.aio.ServicerContext, read_header, read_payload) -> wire.Ack:
+        """Validate, admit and deliver one pushed message (either push method)."""
         wall, started = time.time(), time.monotonic()
         header = None
         admission = None
         total = 0
         try:
-            frames = frames.__aiter__()
-            header = await self._read_header(frames)
+            header = await read_header()
             self._check_identity(context, header.src)
             total = header.pickle_size + sum(header.buffer_sizes)
             admission = await self._admit(header, total)
@@ -269,7 +305,7 @@ class ReceiverProxy:
                 return wire.Ack(status=wire.DUPLICATE)
             if admission is Admission.BUSY:
                 return wire.Ack(status=wire.BUSY)
-            payload = await self._read_payload(frames, header, total)
+            payload = await read_payload(header, total)
         except _Rejected as rejected:
             if admission is not None:
                 self._table.release(admission, total)
@@ -369,11 +405,7 @@ class ReceiverProxy:
             admission = table.admit(header.src, header.key, total, count_busy=False)
         return admission
 
-    async def _read_header(self, frames) -> wire.Header:
-        first = await _next_frame(frames)
-        if not isinstance(first, wire.Frame) or first.WhichOneof("body") != "header":
-            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "the first frame of a push must be a header")
-        h = first.header
+    def _checked_header(self, h: wire.Header) -> wire.Header:
         cfg = self._cfg
         if h.version != PROTOCOL_VERSION:
             raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "version",

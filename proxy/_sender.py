@@ -21,8 +21,8 @@ from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._metrics import MetricsLoop
 from proxy._serialization import dumps, iter_chunks
-from proxy._service import (PING, PROTOCOL_VERSION, PUSH, REASON_KEY, encode_chunk, keepalive_options, message_options,
-                            open_channel, serialize_frame)
+from proxy._service import (PING, PROTOCOL_VERSION, PUSH, PUSH_SMALL, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
+                            keepalive_options, message_options, open_channel, serialize_frame)
 from proxy._stats import EventLog, LatencyWindow
 from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
 
@@ -222,17 +222,24 @@ class SenderProxy:
             )
         parts = [data, *buffers]
         chunk = self._cfg.chunk_bytes
+        channel = self._channel(dst)
+        if total <= min(SMALL_PAYLOAD_BYTES, chunk):
+            small = wire.Small(header=header, payload=b"".join(parts)).SerializeToString()
+            call = channel.unary_unary(PUSH_SMALL, response_deserializer=wire.Ack.FromString)
 
-        def frames():
-            yield wire.Frame(header=header)
-            for view in iter_chunks(parts, chunk):
-                yield encode_chunk(view)
+            def push():
+                return call(small)
+        else:
+            call = channel.stream_unary(PUSH, request_serializer=serialize_frame,
+                                        response_deserializer=wire.Ack.FromString)
 
-        push = self._channel(dst).stream_unary(
-            PUSH,
-            request_serializer=serialize_frame,
-            response_deserializer=wire.Ack.FromString,
-        )
+            def frames():
+                yield wire.Frame(header=header)
+                for view in iter_chunks(parts, chunk):
+                    yield encode_chunk(view)
+
+            def push():
+                return call(frames())
         stats = self._stats[dst]
         if not self._metrics_started:
             self._metrics_started = True
@@ -250,7 +257,7 @@ class SenderProxy:
                 tries += 1
                 try:
                     async with self._slots[dst]:
-                        ack = await push(frames())
+                        ack = await push()
                 except grpc.aio.AioRpcError as err:
                     if err.code() is grpc.StatusCode.CANCELLED:
                         # The receiver ended the stream before reading it all: it
@@ -264,12 +271,14 @@ class SenderProxy:
                         continue
                     else:
                         stats["failed"] += 1
+                        hint = ("; the peer runs an older silofed: run the same version at every party"
+                                if err.code() is grpc.StatusCode.UNIMPLEMENTED else "")
                         self._events.append(("send", wall, time.monotonic() - started, dst, key, producer,
                                              _KIND_NAMES.get(kind, "?"), total, tries - 1,
                                              f"failed: {err.code().name}"))
                         raise TransportError(
                             f"sending object {key} ({producer}) to party {dst!r} at {self._cfg.peers[dst]} "
-                            f"failed: {err.code().name}: {err.details()}",
+                            f"failed: {err.code().name}: {err.details()}{hint}",
                             peer=dst, key=key, code=err.code().name,
                         ) from None
                 if ack.status == wire.BUSY:

@@ -1,8 +1,8 @@
 """Hostile traffic for a receiver: a raw gRPC client that speaks the wire format badly.
 
 Used by the unit and the multi-party security tests. Every case is a list of
-raw frames (bytes) and the gRPC status and ``stats()["rejected"]`` reason the
-receiver must answer with.
+raw frames (bytes) for a Push stream, or one raw request for a PushSmall call,
+and the gRPC status and ``stats()["rejected"]`` reason the receiver must answer with.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Optional
 import grpc
 
 from proxy import _wire_pb2 as wire
-from proxy._service import PING, PROTOCOL_VERSION, PUSH
+from proxy._service import PING, PROTOCOL_VERSION, PUSH, PUSH_SMALL
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,60 @@ class Case:
     frames: tuple[bytes, ...]
     code: Optional[grpc.StatusCode]  # None: any non-OK status
     reason: Optional[str]  # None: any rejection reason
+    small: bool = False  # frames is one raw PushSmall request
 
 
 def _frame(**kw) -> bytes:
     return wire.Frame(**kw).SerializeToString()
 
 
+def _head(job: str, src: str, dst: str, key: str, size: int, version: int = PROTOCOL_VERSION) -> wire.Header:
+    return wire.Header(version=version, job=job, src=src, dst=dst, key=key, producer="hostile", pickle_size=size)
+
+
 def _header(job: str, src: str, dst: str, key: str, size: int, version: int = PROTOCOL_VERSION) -> bytes:
-    return _frame(header=wire.Header(version=version, job=job, src=src, dst=dst, key=key, producer="hostile",
-                                     pickle_size=size))
+    return _frame(header=_head(job, src, dst, key, size, version))
+
+
+def _small(header: Optional[wire.Header], payload: bytes) -> tuple[bytes]:
+    msg = wire.Small(payload=payload) if header is None else wire.Small(header=header, payload=payload)
+    return (msg.SerializeToString(),)
+
+
+def small_cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
+    """``n`` malformed PushSmall requests, like :func:`cases`."""
+    rng = random.Random(seed)
+    S = grpc.StatusCode
+    out = []
+    for i in range(n):
+        key = f"hostile-small-{seed}-{i}"
+        kind = i % 9
+        if kind == 0:
+            c = Case("wrong_job", _small(_head("not-" + job, src, dst, key, 1), b"x"), S.FAILED_PRECONDITION,
+                     "wrong_job", True)
+        elif kind == 1:
+            c = Case("unknown_party", _small(_head(job, "mallory", dst, key, 1), b"x"), S.PERMISSION_DENIED,
+                     "unknown_party", True)
+        elif kind == 2:
+            c = Case("version", _small(_head(job, src, dst, key, 1, PROTOCOL_VERSION + 7), b"x"),
+                     S.FAILED_PRECONDITION, "version", True)
+        elif kind == 3:
+            c = Case("too_large", _small(_head(job, src, dst, key, max_bytes + 1), b""), S.RESOURCE_EXHAUSTED,
+                     "too_large", True)
+        elif kind == 4:
+            c = Case("size_mismatch", _small(_head(job, src, dst, key, 8), b"x" * 9), S.INVALID_ARGUMENT,
+                     "size_mismatch", True)
+        elif kind == 5:
+            c = Case("truncated", _small(_head(job, src, dst, key, 100), b"x" * 10), S.DATA_LOSS, "truncated", True)
+        elif kind == 6:
+            c = Case("no_header", _small(None, b"data"), S.INVALID_ARGUMENT, "malformed", True)
+        elif kind == 7:  # wire type 7 does not exist: never decodes
+            c = Case("undecodable", (b"\x0f" + rng.randbytes(rng.randint(0, 64)),), S.INVALID_ARGUMENT,
+                     "malformed", True)
+        else:
+            c = Case("random", (rng.randbytes(rng.randint(1, 200)),), None, None, True)
+        out.append(c)
+    return out
 
 
 def cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
@@ -81,21 +126,38 @@ def cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -
     return out
 
 
+def all_cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
+    """``n`` cases, two thirds Push streams and one third PushSmall requests, interleaved."""
+    streams = cases(job, src, dst, max_bytes, n - n // 3, seed)
+    smalls = small_cases(job, src, dst, max_bytes, n // 3, seed)
+    out = []
+    for i, case in enumerate(streams):
+        out.append(case)
+        if i % 2 == 1 and smalls:
+            out.append(smalls.pop())
+    return out + smalls
+
+
 class RawClient:
     """A gRPC client that sends frames as given, bypassing the sender proxy."""
 
     def __init__(self, channel: grpc.aio.Channel):
         self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
+        self._push_small = channel.unary_unary(PUSH_SMALL, response_deserializer=wire.Ack.FromString)
         self._ping = channel.unary_unary(PING, request_serializer=wire.PingRequest.SerializeToString,
                                          response_deserializer=wire.PingReply.FromString)
 
-    async def push(self, frames: tuple[bytes, ...], timeout: float = 10) -> tuple[grpc.StatusCode, str]:
-        """Send one stream; returns the status code and details (OK and the ack status name if accepted)."""
+    async def push(self, frames: tuple[bytes, ...], timeout: float = 10,
+                   small: bool = False) -> tuple[grpc.StatusCode, str]:
+        """Send one stream (or, with ``small``, the one PushSmall request in ``frames``).
+
+        Returns the status code and details (OK and the ack status name if accepted).
+        """
         async def gen():
             for f in frames:
                 yield f
         try:
-            ack = await self._push(gen(), timeout=timeout)
+            ack = await (self._push_small(frames[0], timeout=timeout) if small else self._push(gen(), timeout=timeout))
         except grpc.aio.AioRpcError as err:
             return err.code(), err.details() or ""
         return grpc.StatusCode.OK, wire.Status.Name(ack.status)
@@ -114,11 +176,12 @@ class SyncRawClient:
 
     def __init__(self, channel: grpc.Channel):
         self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
+        self._push_small = channel.unary_unary(PUSH_SMALL, response_deserializer=wire.Ack.FromString)
 
-    def push(self, frames: tuple[bytes, ...], timeout: float = 10) -> tuple[grpc.StatusCode, str]:
-        """Send one stream; returns the status code and details."""
+    def push(self, frames: tuple[bytes, ...], timeout: float = 10, small: bool = False) -> tuple[grpc.StatusCode, str]:
+        """Send one stream (or one PushSmall request); returns the status code and details."""
         try:
-            ack = self._push(iter(frames), timeout=timeout)
+            ack = self._push_small(frames[0], timeout=timeout) if small else self._push(iter(frames), timeout=timeout)
         except grpc.RpcError as err:
             return err.code(), err.details() or ""
         return grpc.StatusCode.OK, wire.Status.Name(ack.status)

@@ -275,3 +275,47 @@ def test_reinit_in_same_process_with_new_job_and_addresses():
     second = local_addresses(["alice", "bob"])
     run = run_parties(reinit, ("alice", "bob"), args={"second_addresses": second}, timeout=120)
     assert run.value("alice") == run.value("bob") == [105, 106]
+
+
+# -- where the sender runs (REP 0050) -------------------------------------------
+
+@fed.remote
+def fail_with(message):
+    raise ValueError(message)
+
+
+def sender_placement(party, addresses):
+    pinned = party == "alice"
+    ray.init(num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
+             resources={"gateway": 1} if pinned else None)
+    comm = {"send_resource_label": {"gateway": 1}} if pinned else {}
+    fed.init(addresses=addresses, party=party, config={"cross_silo_comm": comm})
+    sender_actors = [n for n in ray.util.list_named_actors() if n.endswith(":sender")]
+    a = make.party("alice").remote(20)
+    b = aggregate.party("bob").remote(a, 22)
+    big = make.party("alice").remote(bytes(3 << 20))  # the stream path, not PushSmall
+    value = fed.get(b)
+    gateway_free = ray.available_resources().get("gateway", 0)  # the actor has started by now
+    size = len(fed.get(big))
+    try:
+        fed.get(fail_with.party("alice").remote("expected failure"))
+        error = None
+    except fed.RemoteError as exc:  # at bob
+        error = exc.origin
+    except ValueError:  # at alice, where it failed: the task's own error
+        error = party
+    received = fed.stats()["received"]["from"]
+    leave()
+    return {"sender_actors": sender_actors, "gateway_free": gateway_free, "value": value, "size": size,
+            "error_origin": error, "received": {p: r["received"] for p, r in received.items()}}
+
+
+def test_sender_runs_in_the_driver_unless_pinned_to_a_gateway():
+    run = run_parties(sender_placement, ("alice", "bob"))
+    alice, bob = run.value("alice"), run.value("bob")
+    assert len(alice["sender_actors"]) == 1 and alice["gateway_free"] == 0  # the actor holds the gateway
+    assert bob["sender_actors"] == []  # the default: the sender runs in bob's driver
+    for out in (alice, bob):
+        assert out["value"] == 42 and out["size"] == 3 << 20
+        assert out["error_origin"] == "alice"
+    assert bob["received"]["alice"] == 3 and alice["received"]["bob"] == 1  # a, big and the error; b

@@ -14,7 +14,7 @@ from proxy._config import TlsFiles, TransportConfig
 from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
 from proxy.errors import TransportError, UnpicklingRefusedError
-from tests.hostile import RawClient, cases
+from tests.hostile import RawClient, all_cases
 from tests.parties.harness import free_ports
 
 MAX = 1 << 16
@@ -136,10 +136,10 @@ def test_every_hostile_message_gets_its_status_and_is_counted():
             raw = RawClient(channel)
             bob = SenderProxy(_cfg(addrs, "bob"))
             want = collections.Counter()
-            bad = cases("job", "bob", "alice", MAX, 240)
+            bad = all_cases("job", "bob", "alice", MAX, 240)
             recv = asyncio.ensure_future(alice.recv("bob", "7", "f"))
             for i, case in enumerate(bad):
-                code, details = await raw.push(case.frames)
+                code, details = await raw.push(case.frames, small=case.small)
                 assert code != grpc.StatusCode.OK, case
                 if case.code is not None:
                     assert code == case.code, (case.name, details)
