@@ -1,0 +1,84 @@
+"""Latency of the proxies alone, in one Ray: a driver-side send and a receive of ``None``.
+
+Alice's sender runs in this driver (as ``fed.init`` starts it, REP 0050); bob's
+receiver is an async actor in the same Ray. Figures per operation, wall time
+and this driver's CPU time:
+
+* send: one push of an already computed ``None`` until bob acknowledged it
+  (bob has not asked for it yet: it is buffered);
+* recv: ``ray.get`` of bob's ``recv`` for an object that is already there
+  (one async actor call);
+* round: bob posts the receive, alice sends, bob's ``ray.get`` returns.
+
+Usage: python benchmarks/proxy_latency.py [--iters N] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ray  # noqa: E402
+
+from benchmarks import _launch  # noqa: E402
+from fed._sender_host import DriverSender  # noqa: E402
+from proxy import ReceiverProxy, TransportConfig  # noqa: E402
+
+
+def _time(fn, iters: int) -> tuple[float, float]:
+    for _ in range(iters // 10):
+        fn()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(iters):
+        fn()
+    return (time.perf_counter() - wall) / iters * 1000, (time.process_time() - cpu) / iters * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=3)
+    opts = ap.parse_args()
+    addrs = _launch.free_addresses(("alice", "bob"))
+    _launch.start_ray()
+    bob = ray.remote(ReceiverProxy).options(num_cpus=0, max_concurrency=100_000).remote(
+        TransportConfig(job="bench", party="bob", listen_address=addrs["bob"], peers={"alice": addrs["alice"]},
+                        connect_timeout_s=3600))  # alice has no receiver: bob's pings must not give up
+    ray.get(bob.start.remote())
+    alice = DriverSender(TransportConfig(job="bench", party="alice", listen_address=addrs["alice"],
+                                         peers={"bob": addrs["bob"]}), False)
+    none = ray.put(None)
+    sent, received, rounds = itertools.count(), itertools.count(), itertools.count()
+
+    def send():
+        alice.send("bob", str(next(sent)), "bench", none).result()
+
+    def recv():
+        ray.get(bob.recv.remote("alice", str(next(received)), "bench"))
+
+    def round_trip():
+        key = f"r{next(rounds)}"
+        ref = bob.recv.remote("alice", key, "bench")
+        alice.send("bob", key, "bench", none).result()
+        ray.get(ref)
+
+    figures: dict[str, list[tuple[float, float]]] = {"send": [], "recv": [], "round": []}
+    for _ in range(opts.runs):
+        figures["send"].append(_time(send, opts.iters))
+        figures["recv"].append(_time(recv, opts.iters))  # every key was sent above
+        figures["round"].append(_time(round_trip, opts.iters))
+    for name, values in figures.items():
+        print(_launch.summary(f"{name}: wall", [w for w, _ in values], "ms"))
+        print(_launch.summary(f"{name}: driver CPU", [c for _, c in values], "ms"))
+    alice.close(5)
+    ray.get(bob.stop.remote())
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
