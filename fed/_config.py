@@ -58,7 +58,8 @@ class CrossSiloComm(_Strict):
     trust_peers: bool = Field(
         False, description="Unpickle anything peers send (lets them run code here); off by default.")
     send_resource_label: Optional[dict[str, float]] = Field(
-        None, description="Ray resources the sender proxy requires (pin it to a gateway node).")
+        None, description="Run the sender as a Ray actor requiring these resources (e.g. pinned to a gateway "
+                    "node) instead of in the driver process (the default, REP 0050).")
     recv_resource_label: Optional[dict[str, float]] = Field(
         None, description="Ray resources the receiver proxy requires (pin it to a gateway node).")
     grpc_channel_options: Optional[list[tuple[str, Union[int, str]]]] = Field(
