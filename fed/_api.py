@@ -120,6 +120,8 @@ class _Runtime:
         job.track_send = self.cleanup.track
 
     def _on_send_result(self, result: Any) -> None:
+        if result is None:  # a send dropped at shutdown (logged there)
+            return
         _, sent_error = result
         if sent_error:
             self.job.note_failure(FedError("a task of this party failed; its error was sent to peers"))
@@ -391,6 +393,8 @@ def _is_failure(exc: Optional[BaseException]) -> bool:
 
 
 def _result_translated(future: concurrent.futures.Future) -> Any:
+    if future.cancelled():  # only fed.shutdown cancels sends, after logging that it drops them
+        return None
     try:
         return future.result()
     except Exception as exc:

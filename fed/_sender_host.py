@@ -67,21 +67,23 @@ class DriverSender:
         return self._run(self._proxy.timeline())
 
     def close(self, timeout_s: float) -> None:
-        """Close the channels and stop the thread; sends still running are cancelled."""
-        try:
-            self._run(self._proxy.stop()).result(timeout_s)
-        except Exception as exc:
-            logger.warning("stopping the sender failed: %s", exc)
-        self._loop.call_soon_threadsafe(_cancel_all_and_stop, self._loop)
+        """Cancel sends still running (their futures end cancelled), close the channels, stop the thread."""
+        for step in (_cancel_other_tasks(), self._proxy.stop()):
+            try:
+                self._run(step).result(timeout_s)
+            except Exception as exc:
+                logger.warning("stopping the sender failed: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout_s)
         if not self._thread.is_alive():
             self._loop.close()
 
 
-def _cancel_all_and_stop(loop: asyncio.AbstractEventLoop) -> None:
-    for task in asyncio.all_tasks(loop):
+async def _cancel_other_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
         task.cancel()
-    loop.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class ActorSender:
