@@ -379,6 +379,20 @@ def _write_timeline(job: Job, path: Union[str, os.PathLike]) -> int:
     return sum(1 for e in trace["traceEvents"] if e["ph"] != "M")
 
 
+def _drop_sends_to_departed_peers(job: Job) -> None:
+    """Cancel pending sends to peers that finished, aborted or became unreachable: nobody will take them."""
+    try:
+        states = ray.get(job.receiver.wait_peers_finished.remote(0.0), timeout=10)
+    except Exception as exc:  # the receiver is gone: the sends run into their own timeouts
+        logger.warning("could not ask the receiver which peers left: %s", exc)
+        return
+    for peer, state in states.items():
+        if state != "running":
+            dropped = job.drop_sends_to(peer)
+            if dropped:
+                logger.warning("dropping %d pending send(s) to party %s: it left the job (%s)", dropped, peer, state)
+
+
 def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
     for peer, state in states.items():
         if state != "done":
@@ -426,6 +440,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
         cleanup.fail(handling)
     try:
         if not cleanup.failing or comm.continue_waiting_for_data_sending_on_error is not False:
+            _drop_sends_to_departed_peers(job)
             if not cleanup.wait_for_sends(timeout):
                 logger.error("sends still pending after %.0f s at shutdown; they are dropped", timeout)
         if exit_on_failure and job.seen_failure is not None:

@@ -9,6 +9,7 @@ the party that runs it.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
@@ -50,6 +51,7 @@ class Job:
         # and (start_s, wait_s, n_objects, first_key, outcome)
         self.calls = EventLog()
         self.gets = EventLog()
+        self._sends_to: dict[str, set] = collections.defaultdict(set)  # peer -> futures of pending sends
 
     def check_party(self, party: Optional[str], what: str) -> str:
         """Validate the party a call is bound to."""
@@ -77,7 +79,16 @@ class Job:
         if dst in obj._sent_to:
             return
         obj._sent_to.add(dst)
-        self.track_send(self.sender.send(dst, obj._key, obj._producer, obj._ref))
+        future = self.sender.send(dst, obj._key, obj._producer, obj._ref)
+        pending = self._sends_to[dst]
+        pending.add(future)
+        future.add_done_callback(pending.discard)
+        self.track_send(future)
+
+    def drop_sends_to(self, peer: str) -> int:
+        """Cancel the pending sends to ``peer`` (it left the job); returns how many."""
+        futures = list(self._sends_to[peer])
+        return sum(1 for f in futures if f.cancel())
 
     def note_failure(self, failure: BaseException) -> None:
         """Remember that the job saw a failure (decides the exit code with exit_on_failure)."""

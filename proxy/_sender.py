@@ -192,6 +192,12 @@ class SenderProxy:
                      exc_type, "with details" if self._expose else "redacted", full)
         return RemoteFailure(self._cfg.party, producer, exc_type, detail)
 
+    def _answered_before(self, dst: str) -> bool:
+        """True if ``dst`` acknowledged a message before: if it no longer answers, it has
+        stopped (e.g. finished its program), so an abort or done is not worth retrying."""
+        c = self._stats[dst]
+        return c["sent"] + c["control"] + c["duplicates"] > 0
+
     def _channel(self, dst: str) -> grpc.aio.Channel:
         channel = self._channels.get(dst)
         if channel is None:
@@ -262,12 +268,16 @@ class SenderProxy:
                     async with self._slots[dst]:
                         ack = await push()
                 except grpc.aio.AioRpcError as err:
-                    if err.code() is grpc.StatusCode.CANCELLED:
+                    control = kind == wire.ABORT or kind == wire.DONE
+                    if err.code() is grpc.StatusCode.CANCELLED and not control:
                         # The receiver ended the stream before reading it all: it
                         # answered BUSY while we were still writing (a local
                         # cancellation raises CancelledError instead). Same as BUSY.
+                        # (Control messages are never held, so for them it means
+                        # the peer's server is stopping.)
                         ack = wire.Ack(status=wire.BUSY)
-                    elif _retryable(err) and loop.time() < deadline:
+                    elif (_retryable(err) and loop.time() < deadline
+                          and not (control and self._answered_before(dst))):
                         stats["retries"] += 1
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, 0.25)

@@ -319,3 +319,44 @@ def test_sender_runs_in_the_driver_unless_pinned_to_a_gateway():
         assert out["value"] == 42 and out["size"] == 3 << 20
         assert out["error_origin"] == "alice"
     assert bob["received"]["alice"] == 3 and alice["received"]["bob"] == 1  # a, big and the error; b
+
+
+# -- leaving last ----------------------------------------------------------------
+
+def leave_last(party, addresses, shared):
+    import json
+    import os
+    from pathlib import Path
+
+    shared = Path(shared)
+    if party == "carol":
+        os.environ["FED_TIMELINE_DIR"] = str(shared)  # fed.shutdown writes the send events there
+    join(party, addresses)
+    x = make.party("carol").remote(7)
+    value = fed.get(x)  # carol pushes x to alice and bob: both answered carol before
+    if party != "carol":
+        leave()
+        (shared / f"{party}.left").write_text("1")  # its receiver no longer listens
+        return value
+    deadline = time.monotonic() + 60
+    while not all((shared / f"{p}.left").exists() for p in ("alice", "bob")):
+        assert time.monotonic() < deadline, "alice and bob did not leave"
+        time.sleep(0.05)
+    started = time.monotonic()
+    leave()
+    took = time.monotonic() - started
+    trace = json.loads((shared / "default-carol.json").read_text())
+    dones = [e["args"] for e in trace["traceEvents"] if e.get("cat") == "send" and e["args"]["kind"] == "done"]
+    return value, took, dones
+
+
+def test_the_last_party_to_leave_does_not_retry_done_to_peers_that_left(tmp_path):
+    run = run_parties(leave_last, ("alice", "bob", "carol"), args={"shared": str(tmp_path)})
+    assert run.value("alice") == run.value("bob") == 7
+    value, took, dones = run.value("carol")
+    assert value == 7
+    # one try each: a peer that answered before and no longer does has left (it used to be
+    # retried as if it had not started yet, for seconds)
+    assert sorted(d["peer"] for d in dones) == ["alice", "bob"]
+    assert all(d["retries"] == 0 and d["outcome"].startswith("failed") for d in dones), dones
+    assert took < 30, took

@@ -222,6 +222,8 @@ def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
                       expect_exit={"alice": 128 + signal.SIGINT})
     out = run.value("bob")
     assert out["peer"] == "alice" and "SIGINT" in out["text"]
+    # bob's x (still computing) was for alice, who left: bob drops it instead of waiting for it
+    assert "dropping 1 pending send(s) to party alice: it left the job (aborted" in run.parties["bob"].log
 
 
 @fed.remote
