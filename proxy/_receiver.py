@@ -24,7 +24,7 @@ from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
 from proxy._metrics import MetricsLoop
 from proxy._stats import EventLog
-from proxy._service import SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, add_transport_service, message_options, open_channel, server_credentials
+from proxy._service import ADMITTED, SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
@@ -264,7 +264,11 @@ class ReceiverProxy:
                                 "the first frame of a push must be a header")
             return self._checked_header(first.header)
 
-        return await self._receive(context, header, lambda h, total: self._read_payload(frames, h, total))
+        async def payload(h: wire.Header, total: int) -> memoryview:
+            await context.send_initial_metadata(ADMITTED)  # the sender streams the chunks after this
+            return await self._read_payload(frames, h, total)
+
+        return await self._receive(context, header, payload)
 
     async def _push_small(self, raw: bytes, context: grpc.aio.ServicerContext) -> wire.Ack:
         small = None

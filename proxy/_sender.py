@@ -24,7 +24,7 @@ from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._metrics import MetricsLoop
 from proxy._serialization import dumps, iter_chunks
-from proxy._service import (PING, PROTOCOL_VERSION, PUSH, PUSH_SMALL, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
+from proxy._service import (ADMITTED, PING, PROTOCOL_VERSION, PUSH, PUSH_SMALL, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
                             keepalive_options, message_options, open_channel, serialize_frame)
 from proxy._stats import EventLog, LatencyWindow
 from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
@@ -64,6 +64,27 @@ def _find_forwarded_failure(exc: BaseException) -> Optional[Exception]:
 
 def _root_cause(exc: BaseException) -> BaseException:
     return next(iter_causes(exc), exc)
+
+
+async def _stream(call: grpc.aio.StreamUnaryCall, header: wire.Header, chunks) -> wire.Ack:
+    """One Push: the header, then -- once the receiver admitted it -- the chunks.
+
+    The receiver sends ``ADMITTED`` as initial metadata when it admits the
+    message (reps/0001); without it the call is ending (DUPLICATE, BUSY or a
+    refusal). Waiting for it before writing the chunks means a refusal (too
+    large, wrong job, ...) ends the call before any chunk is in flight: a write
+    racing with the refusal would make gRPC replace the receiver's status with
+    "INTERNAL: Internal error from Core", losing the reason.
+    """
+    try:
+        await call.write(wire.Frame(header=header))
+        if tuple(await call.initial_metadata() or ()) == ADMITTED:  # else it answered or refused already
+            for view in chunks:
+                await call.write(encode_chunk(view))
+        await call.done_writing()
+    except asyncio.InvalidStateError:  # the call ended while writing: its status says why
+        pass
+    return await call
 
 
 class SenderProxy:
@@ -239,16 +260,11 @@ class SenderProxy:
             def push():
                 return call(small)
         else:
-            call = channel.stream_unary(PUSH, request_serializer=serialize_frame,
-                                        response_deserializer=wire.Ack.FromString)
+            stream = channel.stream_unary(PUSH, request_serializer=serialize_frame,
+                                          response_deserializer=wire.Ack.FromString)
 
-            def frames():
-                yield wire.Frame(header=header)
-                for view in iter_chunks(parts, chunk):
-                    yield encode_chunk(view)
-
-            def push():
-                return call(frames())
+            async def push():
+                return await _stream(stream(), header, iter_chunks(parts, chunk))
         stats = self._stats[dst]
         if not self._metrics_started:
             self._metrics_started = True

@@ -26,6 +26,8 @@ PROTOCOL_VERSION = 2
 SMALL_PAYLOAD_BYTES = 64 << 10
 # Trailing-metadata key naming why a receiver rejected a call (e.g. "wrong_job").
 REASON_KEY = "silofed-reason"
+# Initial metadata a receiver sends once it admitted a Push: the sender streams the chunks after it.
+ADMITTED = (("silofed-admitted", "1"),)
 
 # Reconnect quickly once a peer that was not up yet starts listening.
 _RECONNECT_OPTIONS = (
