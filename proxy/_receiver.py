@@ -43,6 +43,16 @@ class _Rejected(Exception):
         self.reason = reason
 
 
+def _too_much_data(header: wire.Header, total: int) -> _Rejected:
+    return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
+                     f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
+
+
+def _truncated(header: wire.Header, received: int, total: int) -> _Rejected:
+    return _Rejected(grpc.StatusCode.DATA_LOSS, "truncated",
+                     f"object {header.key} from {header.src!r} ended after {received} of {total} bytes")
+
+
 async def _next_frame(frames) -> wire.Frame | None:
     """The next frame of a push stream, or None at its end."""
     try:
@@ -285,11 +295,9 @@ class ReceiverProxy:
 
         async def payload(h: wire.Header, total: int) -> memoryview:
             if len(small.payload) > total:
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
-                                f"object {h.key} from {h.src!r} carries more data than its header announced ({total} bytes)")
+                raise _too_much_data(h, total)
             if len(small.payload) < total:
-                raise _Rejected(grpc.StatusCode.DATA_LOSS, "truncated",
-                                f"object {h.key} from {h.src!r} ended after {len(small.payload)} of {total} bytes")
+                raise _truncated(h, len(small.payload), total)
             return memoryview(small.payload)
 
         return await self._receive(context, header, payload)
@@ -448,13 +456,11 @@ class ReceiverProxy:
                                 f"object {header.key} from {header.src!r}: only the first frame of a push may be a header")
             chunk = frame if isinstance(frame, memoryview) else frame.chunk
             if filled + len(chunk) > total:
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
-                                f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
+                raise _too_much_data(header, total)
             view[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
         if filled != total:
-            raise _Rejected(grpc.StatusCode.DATA_LOSS, "truncated",
-                            f"object {header.key} from {header.src!r} ended after {filled} of {total} bytes")
+            raise _truncated(header, filled, total)
         return payload
 
     def _check_identity(self, context: grpc.aio.ServicerContext, claimed: str) -> None:

@@ -45,40 +45,35 @@ def _small(header: Optional[wire.Header], payload: bytes) -> tuple[bytes]:
     return (msg.SerializeToString(),)
 
 
+def _cycle(builders: list, n: int, seed: int, prefix: str) -> list[Case]:
+    """``n`` cases, built by ``builders`` in turn from a unique key and a seeded random source."""
+    rng = random.Random(seed)
+    return [builders[i % len(builders)](f"{prefix}-{seed}-{i}", rng) for i in range(n)]
+
+
 def small_cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
     """``n`` malformed PushSmall requests, like :func:`cases`."""
-    rng = random.Random(seed)
     S = grpc.StatusCode
-    out = []
-    for i in range(n):
-        key = f"hostile-small-{seed}-{i}"
-        kind = i % 9
-        if kind == 0:
-            c = Case("wrong_job", _small(_head("not-" + job, src, dst, key, 1), b"x"), S.FAILED_PRECONDITION,
-                     "wrong_job", True)
-        elif kind == 1:
-            c = Case("unknown_party", _small(_head(job, "mallory", dst, key, 1), b"x"), S.PERMISSION_DENIED,
-                     "unknown_party", True)
-        elif kind == 2:
-            c = Case("version", _small(_head(job, src, dst, key, 1, PROTOCOL_VERSION + 7), b"x"),
-                     S.FAILED_PRECONDITION, "version", True)
-        elif kind == 3:
-            c = Case("too_large", _small(_head(job, src, dst, key, max_bytes + 1), b""), S.RESOURCE_EXHAUSTED,
-                     "too_large", True)
-        elif kind == 4:
-            c = Case("size_mismatch", _small(_head(job, src, dst, key, 8), b"x" * 9), S.INVALID_ARGUMENT,
-                     "size_mismatch", True)
-        elif kind == 5:
-            c = Case("truncated", _small(_head(job, src, dst, key, 100), b"x" * 10), S.DATA_LOSS, "truncated", True)
-        elif kind == 6:
-            c = Case("no_header", _small(None, b"data"), S.INVALID_ARGUMENT, "malformed", True)
-        elif kind == 7:  # wire type 7 does not exist: never decodes
-            c = Case("undecodable", (b"\x0f" + rng.randbytes(rng.randint(0, 64)),), S.INVALID_ARGUMENT,
-                     "malformed", True)
-        else:
-            c = Case("random", (rng.randbytes(rng.randint(1, 200)),), None, None, True)
-        out.append(c)
-    return out
+    builders = [
+        lambda key, rng: Case("wrong_job", _small(_head("not-" + job, src, dst, key, 1), b"x"),
+                              S.FAILED_PRECONDITION, "wrong_job", True),
+        lambda key, rng: Case("unknown_party", _small(_head(job, "mallory", dst, key, 1), b"x"),
+                              S.PERMISSION_DENIED, "unknown_party", True),
+        lambda key, rng: Case("version", _small(_head(job, src, dst, key, 1, PROTOCOL_VERSION + 7), b"x"),
+                              S.FAILED_PRECONDITION, "version", True),
+        lambda key, rng: Case("too_large", _small(_head(job, src, dst, key, max_bytes + 1), b""),
+                              S.RESOURCE_EXHAUSTED, "too_large", True),
+        lambda key, rng: Case("size_mismatch", _small(_head(job, src, dst, key, 8), b"x" * 9),
+                              S.INVALID_ARGUMENT, "size_mismatch", True),
+        lambda key, rng: Case("truncated", _small(_head(job, src, dst, key, 100), b"x" * 10),
+                              S.DATA_LOSS, "truncated", True),
+        lambda key, rng: Case("no_header", _small(None, b"data"), S.INVALID_ARGUMENT, "malformed", True),
+        # wire type 7 does not exist: never decodes
+        lambda key, rng: Case("undecodable", (b"\x0f" + rng.randbytes(rng.randint(0, 64)),),
+                              S.INVALID_ARGUMENT, "malformed", True),
+        lambda key, rng: Case("random", (rng.randbytes(rng.randint(1, 200)),), None, None, True),
+    ]
+    return _cycle(builders, n, seed, "hostile-small")
 
 
 def cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
@@ -86,44 +81,34 @@ def cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -
 
     ``src`` must be a party of the job (so that the size checks are reached).
     """
-    rng = random.Random(seed)
     S = grpc.StatusCode
-    out = []
-    for i in range(n):
-        key = f"hostile-{seed}-{i}"
-        kind = i % 12
-        if kind == 0:
-            c = Case("wrong_job", (_header("not-" + job, src, dst, key, 1), _frame(chunk=b"x")),
-                     S.FAILED_PRECONDITION, "wrong_job")
-        elif kind == 1:
-            c = Case("unknown_party", (_header(job, "mallory", dst, key, 1), _frame(chunk=b"x")),
-                     S.PERMISSION_DENIED, "unknown_party")
-        elif kind == 2:
-            c = Case("wrong_destination", (_header(job, src, "nobody", key, 1),), S.INVALID_ARGUMENT,
-                     "wrong_destination")
-        elif kind == 3:
-            c = Case("version", (_header(job, src, dst, key, 1, version=PROTOCOL_VERSION + 7),),
-                     S.FAILED_PRECONDITION, "version")
-        elif kind == 4:
-            c = Case("too_large", (_header(job, src, dst, key, max_bytes + 1),), S.RESOURCE_EXHAUSTED, "too_large")
-        elif kind == 5:
-            c = Case("size_mismatch", (_header(job, src, dst, key, 8), _frame(chunk=b"x" * 8), _frame(chunk=b"y")),
-                     S.INVALID_ARGUMENT, "size_mismatch")
-        elif kind == 6:
-            c = Case("truncated", (_header(job, src, dst, key, 100), _frame(chunk=b"x" * 10)), S.DATA_LOSS, "truncated")
-        elif kind == 7:  # wire type 7 does not exist: never decodes
-            c = Case("undecodable", (b"\x0f" + rng.randbytes(rng.randint(0, 64)),), S.INVALID_ARGUMENT, "malformed")
-        elif kind == 8:
-            c = Case("chunk_first", (_frame(chunk=b"data"),), S.INVALID_ARGUMENT, "malformed")
-        elif kind == 9:
-            c = Case("empty_stream", (), S.INVALID_ARGUMENT, "malformed")
-        elif kind == 10:
-            c = Case("second_header", (_header(job, src, dst, key, 4), _header(job, src, dst, key, 4)),
-                     S.INVALID_ARGUMENT, "malformed")
-        else:  # random bytes: may or may not decode, must be refused either way
-            c = Case("random", tuple(rng.randbytes(rng.randint(1, 200)) for _ in range(rng.randint(1, 3))), None, None)
-        out.append(c)
-    return out
+    builders = [
+        lambda key, rng: Case("wrong_job", (_header("not-" + job, src, dst, key, 1), _frame(chunk=b"x")),
+                              S.FAILED_PRECONDITION, "wrong_job"),
+        lambda key, rng: Case("unknown_party", (_header(job, "mallory", dst, key, 1), _frame(chunk=b"x")),
+                              S.PERMISSION_DENIED, "unknown_party"),
+        lambda key, rng: Case("wrong_destination", (_header(job, src, "nobody", key, 1),), S.INVALID_ARGUMENT,
+                              "wrong_destination"),
+        lambda key, rng: Case("version", (_header(job, src, dst, key, 1, version=PROTOCOL_VERSION + 7),),
+                              S.FAILED_PRECONDITION, "version"),
+        lambda key, rng: Case("too_large", (_header(job, src, dst, key, max_bytes + 1),), S.RESOURCE_EXHAUSTED,
+                              "too_large"),
+        lambda key, rng: Case("size_mismatch", (_header(job, src, dst, key, 8), _frame(chunk=b"x" * 8),
+                                                _frame(chunk=b"y")), S.INVALID_ARGUMENT, "size_mismatch"),
+        lambda key, rng: Case("truncated", (_header(job, src, dst, key, 100), _frame(chunk=b"x" * 10)),
+                              S.DATA_LOSS, "truncated"),
+        # wire type 7 does not exist: never decodes
+        lambda key, rng: Case("undecodable", (b"\x0f" + rng.randbytes(rng.randint(0, 64)),), S.INVALID_ARGUMENT,
+                              "malformed"),
+        lambda key, rng: Case("chunk_first", (_frame(chunk=b"data"),), S.INVALID_ARGUMENT, "malformed"),
+        lambda key, rng: Case("empty_stream", (), S.INVALID_ARGUMENT, "malformed"),
+        lambda key, rng: Case("second_header", (_header(job, src, dst, key, 4), _header(job, src, dst, key, 4)),
+                              S.INVALID_ARGUMENT, "malformed"),
+        # random bytes: may or may not decode, must be refused either way
+        lambda key, rng: Case("random", tuple(rng.randbytes(rng.randint(1, 200)) for _ in range(rng.randint(1, 3))),
+                              None, None),
+    ]
+    return _cycle(builders, n, seed, "hostile")
 
 
 def all_cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:

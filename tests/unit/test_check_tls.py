@@ -92,24 +92,24 @@ def tls_setup(tmp_path):
     return load_job_config(party="alice", config=str(cfg)), bob, tmp_path
 
 
-def test_check_completes_a_mutual_tls_handshake(tls_setup):
+def _check_against_bob(tls_setup, cert_dir: str):
+    """Run the checks against a TLS bob serving the certificate from ``cert_dir``."""
     cfg, bob_port, tmp = tls_setup
-    peer = TlsPeer(bob_port, tmp / "certs", "bob")
+    peer = TlsPeer(bob_port, tmp / cert_dir, "bob")
     try:
-        results = run_checks(cfg, timeout_s=5)
+        return run_checks(cfg, timeout_s=5)
     finally:
         peer.close()
+
+
+def test_check_completes_a_mutual_tls_handshake(tls_setup):
+    results = _check_against_bob(tls_setup, "certs")
     assert [r.ok for r in results] == [True, True, True], results
     assert "mutual TLS handshake" in results[2].detail
 
 
 def test_check_rejects_a_peer_with_a_certificate_of_another_ca(tls_setup):
-    cfg, bob_port, tmp = tls_setup
-    peer = TlsPeer(bob_port, tmp / "other", "bob")
-    try:
-        results = run_checks(cfg, timeout_s=5)
-    finally:
-        peer.close()
+    results = _check_against_bob(tls_setup, "other")
     bob = results[2]
     assert not bob.ok and "peer certificate rejected" in bob.detail, bob
 
