@@ -13,7 +13,6 @@ import json
 import os
 import pickle
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,21 +23,15 @@ from typing import Any, Callable, Optional, Sequence
 
 import psutil
 
+from fed._launch import free_local_ports
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def free_addresses(parties: Sequence[str]) -> dict[str, str]:
     """``{party: "127.0.0.1:port"}`` on free ports."""
-    socks = []
-    try:
-        for _ in parties:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return {p: f"127.0.0.1:{s.getsockname()[1]}" for p, s in zip(parties, socks)}
-    finally:
-        for s in socks:
-            s.close()
+    ports = free_local_ports(len(parties))
+    return {p: f"127.0.0.1:{port}" for p, port in zip(parties, ports)}
 
 
 class PartyFailed(RuntimeError):

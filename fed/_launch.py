@@ -9,7 +9,9 @@ the others are stopped: SIGTERM first, SIGKILL after a grace period.
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -225,17 +227,48 @@ def overall_exit_code(codes: Mapping[str, int], interrupted: bool = False) -> in
     return 0
 
 
-def free_local_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
-    import socket
+# Ray's worker processes listen on 10002-19999 by default; ports the kernel hands
+# out for outgoing connections and bind(0) come from ip_local_port_range.
+_RAY_WORKER_PORTS = range(10002, 20000)
+_EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 
-    socks = []
+
+def _ephemeral_ports() -> range:
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        with open(_EPHEMERAL_RANGE_FILE) as f:
+            low, high = (int(x) for x in f.read().split())
+        return range(low, high + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def _quiet_port_range() -> range:
+    """Ports neither Ray nor the kernel picks on its own: above Ray's worker
+    ports and below the ephemeral range (or above it when that leaves none)."""
+    ephemeral = _ephemeral_ports()
+    start = _RAY_WORKER_PORTS.stop
+    if ephemeral.start - start >= 1000:
+        return range(start, ephemeral.start)
+    return range(max(ephemeral.stop, start), 65536)
+
+
+def free_local_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago.
+
+    A port that bind(0) returns lies in the kernel's ephemeral range, where any
+    outgoing connection (Ray opens many while parties start) may take it before
+    the party listens; so ports are drawn at random from a range nobody
+    allocates automatically, and each is checked by binding it.
+    """
+    candidates = _quiet_port_range()
+    chosen: list[int] = []
+    for port in random.sample(candidates, min(len(candidates), 200 + 20 * n)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == n:
+            return chosen
+    raise RuntimeError(f"no {n} free TCP ports on 127.0.0.1 in {candidates.start}-{candidates.stop - 1}")

@@ -20,20 +20,10 @@ from fed import _cli
 from fed._check import print_table, CheckResult
 from fed._config import load_job_config
 from fed._launch import LinePrefixer, PartyRunner, make_prefixers, overall_exit_code, party_env
+from fed._launch import free_local_ports as free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("run", "demo", "check", "certs")
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def write_config(path: Path, ports: dict, extra: str = "") -> Path:
@@ -334,3 +324,22 @@ def test_timeline_option_sets_the_directory_the_parties_write_to(monkeypatch, tm
     _cli._export_timeline_dir(str(tmp_path / "tl"))
     assert os.environ[TIMELINE_DIR_ENV] == str(tmp_path / "tl") and (tmp_path / "tl").is_dir()
     assert "writes its timeline" in capsys.readouterr().out
+
+
+def test_free_ports_avoid_the_ranges_ray_and_the_kernel_hand_out():
+    from fed._launch import _RAY_WORKER_PORTS, _ephemeral_ports
+
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    for port in ports:
+        assert port not in _ephemeral_ports() and port not in _RAY_WORKER_PORTS
+        with socket.create_server(("127.0.0.1", port)):  # still bindable
+            pass
+
+
+def test_free_ports_skip_a_port_in_use(monkeypatch):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        taken = busy.getsockname()[1]
+        monkeypatch.setattr("fed._launch._quiet_port_range", lambda: range(taken, taken + 1))
+        with pytest.raises(RuntimeError, match=f"no 1 free TCP ports on 127.0.0.1 in {taken}-{taken}"):
+            free_ports(1)
