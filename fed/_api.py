@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import ray
-from ray.exceptions import GetTimeoutError, RayError
+from ray.exceptions import GetTimeoutError
 
 from fed._cleanup import CleanupManager
 from fed._config import JobConfig, allowed_globals, load_job_config
@@ -19,6 +19,7 @@ from fed._job import Job, current_job, set_current_job
 from fed._logging import configure_logging
 from fed._object import FedObject
 from fed._remote import FedActorHandle
+from fed._receiver_host import ActorReceiver, DriverReceiver
 from fed._sender_host import ActorSender, DriverSender
 from fed._signals import ProcessHooks
 from fed._timeline import TIMELINE_DIR_ENV, build_trace, write_trace
@@ -28,6 +29,7 @@ logger = logging.getLogger("silofed")
 
 _SHUTDOWN_WAIT_S = 60.0
 _CONTROL_WAIT_S = 5.0
+_DEPARTED_CHECK_S = 1.0  # how often fed.shutdown checks for peers that left while sends are pending
 
 
 def _transport_config(cfg: JobConfig) -> TransportConfig:
@@ -131,7 +133,7 @@ class _Runtime:
         cause = _describe(failure, job.config.comm.expose_error_trace)
         logger.error("aborting job %s: %s", job.config.job_name, cause)
         futures = [job.sender.send_control(p, "abort", cause) for p in job.peers]
-        futures.append(job.receiver.abort.remote(job.party, f"it aborted the job: {cause}").future())
+        futures.append(job.receiver.abort(job.party, f"it aborted the job: {cause}"))
         concurrent.futures.wait(futures, timeout=_CONTROL_WAIT_S)
 
     def _at_exit(self) -> None:
@@ -200,11 +202,15 @@ def init(
         started_ray = True
 
     prefix = f"silofed:{cfg.job_name}:{cfg.party}"
-    receiver = _start_proxy(ReceiverProxy, f"{prefix}:receiver", cfg.comm.recv_resource_label, transport)
+    if cfg.comm.recv_resource_label:
+        receiver = ActorReceiver(_start_proxy(ReceiverProxy, f"{prefix}:receiver", cfg.comm.recv_resource_label,
+                                              transport))
+    else:
+        receiver = DriverReceiver(transport)
     try:
-        ray.get(receiver.start.remote())
-    except RayError as exc:
-        ray.kill(receiver)
+        receiver.start()
+    except Exception as exc:
+        receiver.close(5)
         if started_ray:
             ray.shutdown()
         _raise_translated(exc)
@@ -255,26 +261,20 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     if timeout is None and job.config.comm.recv_timeout_ms is not None:
         timeout = job.config.comm.recv_timeout_ms / 1000
     started = time.time()
-    refs = []
+    local = []
     for obj in objs:
         if obj.get_party() == job.party:
             for peer in job.peers:
                 job.push(obj, peer)
-        refs.append(job.local_ref(obj))
+        local.append(job.local_ref(obj))
     outcome = "failed"
     try:
-        values = ray.get(refs, timeout=timeout)
+        values = _local_values(objs, local, timeout)
         outcome = "ok"
-    except GetTimeoutError:
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        missing = [o for o, r in zip(objs, refs) if r not in ready]
-        first = missing[0]
-        error = FedTimeoutError(
-            f"fed.get timed out after {timeout} s waiting for {len(missing)} object(s), first {first.get_fed_task_id()} "
-            f"produced by {first.producer!r} at party {first.get_party()!r}")
+    except FedTimeoutError as error:
         job.note_failure(error)
-        raise error from None
-    except RayError as exc:
+        raise
+    except Exception as exc:
         job.note_failure(translate(exc) or exc)
         _raise_translated(exc)
     finally:
@@ -282,13 +282,52 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     return values[0] if single else values
 
 
+def _local_values(objs: list[FedObject], local: list[Any], timeout: Optional[float]) -> list[Any]:
+    """The values behind ``local`` (ObjectRefs, Futures of values or of ObjectRefs), waiting at most ``timeout``.
+
+    Raises:
+        FedTimeoutError: naming the first object still missing.
+        the first failure among them, untranslated.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    futures = [r for r in local if isinstance(r, concurrent.futures.Future)]
+    _, not_done = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION)
+    resolved = [r.result() if isinstance(r, concurrent.futures.Future) and r.done() else r for r in local]
+    if not_done:
+        raise _timed_out(objs, [r in not_done for r in local], timeout)
+    refs = [r for r in resolved if isinstance(r, ray.ObjectRef)]
+    try:
+        got = iter(ray.get(refs, timeout=None if deadline is None else max(0.0, deadline - time.monotonic())))
+    except GetTimeoutError:
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        missing = [isinstance(r, ray.ObjectRef) and r not in ready for r in resolved]
+        raise _timed_out(objs, missing, timeout) from None
+    return [next(got) if isinstance(r, ray.ObjectRef) else r for r in resolved]
+
+
+def _timed_out(objs: list[FedObject], missing: list[bool], timeout: Optional[float]) -> FedTimeoutError:
+    waiting = [o for o, m in zip(objs, missing) if m]
+    first = waiting[0]
+    return FedTimeoutError(
+        f"fed.get timed out after {timeout} s waiting for {len(waiting)} object(s), first {first.get_fed_task_id()} "
+        f"produced by {first.producer!r} at party {first.get_party()!r}")
+
+
 def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
     """Kill a federated actor. Only its own party does anything; others return at once."""
     if not isinstance(actor, FedActorHandle):
         raise ConfigError(f"fed.kill takes an actor handle from Cls.party(p).remote(), not {type(actor).__name__}")
     current_job()
-    if actor._ray_handle is not None:
-        ray.kill(actor._ray_handle, no_restart=no_restart)
+    if actor._ray_handle is None:
+        return
+
+    def kill_now() -> None:
+        handle = actor._ray_handle
+        if isinstance(handle, concurrent.futures.Future) and handle.exception() is not None:
+            return  # its creation failed: there is no actor
+        ray.kill(actor._resolved_handle(), no_restart=no_restart)
+
+    actor._lane.submit([], kill_now)  # after the calls to it that wait for inputs
 
 
 def stats() -> dict:
@@ -329,9 +368,8 @@ def stats() -> dict:
         NotInitializedError: outside fed.init/fed.shutdown.
     """
     job = current_job()
-    sent = job.sender.stats()
-    received = ray.get(job.receiver.stats.remote())
-    return {"party": job.party, "job": job.config.job_name, "sent": sent.result(), "received": received}
+    sent, received = job.sender.stats(), job.receiver.stats()
+    return {"party": job.party, "job": job.config.job_name, "sent": sent.result(), "received": received.result()}
 
 
 def timeline(path: Union[str, os.PathLike]) -> int:
@@ -369,9 +407,8 @@ def timeline(path: Union[str, os.PathLike]) -> int:
 
 
 def _write_timeline(job: Job, path: Union[str, os.PathLike]) -> int:
-    sent_future = job.sender.timeline()
-    received = ray.get(job.receiver.timeline.remote())
-    sent = sent_future.result()
+    sent_future, received_future = job.sender.timeline(), job.receiver.timeline()
+    sent, received = sent_future.result(), received_future.result()
     dropped = sent["dropped"] + received["dropped"] + job.calls.dropped + job.gets.dropped
     trace = build_trace(job.party, list(job.config.addresses), job.config.job_name, job.calls.snapshot(),
                         job.gets.snapshot(), sent["events"], received["events"], dropped)
@@ -382,7 +419,7 @@ def _write_timeline(job: Job, path: Union[str, os.PathLike]) -> int:
 def _drop_sends_to_departed_peers(job: Job) -> None:
     """Cancel pending sends to peers that finished, aborted or became unreachable: nobody will take them."""
     try:
-        states = ray.get(job.receiver.wait_peers_finished.remote(0.0), timeout=10)
+        states = job.receiver.wait_peers_finished(0.0).result(timeout=10)
     except Exception as exc:  # the receiver is gone: the sends run into their own timeouts
         logger.warning("could not ask the receiver which peers left: %s", exc)
         return
@@ -391,6 +428,18 @@ def _drop_sends_to_departed_peers(job: Job) -> None:
             dropped = job.drop_sends_to(peer)
             if dropped:
                 logger.warning("dropping %d pending send(s) to party %s: it left the job (%s)", dropped, peer, state)
+
+
+def _wait_for_sends(job: Job, cleanup: CleanupManager, timeout_s: float) -> bool:
+    """Wait for pending sends, dropping those to peers that left meanwhile. False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _drop_sends_to_departed_peers(job)
+        left = deadline - time.monotonic()
+        if cleanup.wait_for_sends(max(0.0, min(left, _DEPARTED_CHECK_S))):
+            return True
+        if left <= _DEPARTED_CHECK_S:
+            return False
 
 
 def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
@@ -440,8 +489,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
         cleanup.fail(handling)
     try:
         if not cleanup.failing or comm.continue_waiting_for_data_sending_on_error is not False:
-            _drop_sends_to_departed_peers(job)
-            if not cleanup.wait_for_sends(timeout):
+            if not _wait_for_sends(job, cleanup, timeout):
                 logger.error("sends still pending after %.0f s at shutdown; they are dropped", timeout)
         if exit_on_failure and job.seen_failure is not None:
             cleanup.fail(job.seen_failure)
@@ -449,7 +497,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
             concurrent.futures.wait([job.sender.send_control(p, "done") for p in job.peers],
                                     timeout=_CONTROL_WAIT_S)
             if exit_on_failure:
-                states = ray.get(job.receiver.wait_peers_finished.remote(24 * 3600.0))
+                states = job.receiver.wait_peers_finished(24 * 3600.0).result()
                 peer_failure = _peer_failure(states)
                 if peer_failure is not None:
                     logger.error("%s", peer_failure)
@@ -463,11 +511,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
                 logger.info("wrote the timeline of this party to %s", out)
             except Exception as exc:  # never let the timeline spoil a shutdown
                 logger.warning("could not write the timeline to %s: %s", timeline_dir, exc)
-        try:
-            ray.get(job.receiver.stop.remote(), timeout=10)
-        except Exception as exc:
-            logger.warning("stopping the receiver proxy failed: %s", exc)
-        ray.kill(job.receiver)
+        job.receiver.close(10)
         job.sender.close(10)
     finally:
         cleanup.close()

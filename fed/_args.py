@@ -64,12 +64,12 @@ def _assemble(template: Any, *values: Any) -> Any:
     return _map_leaves(template, _is_hole, lambda hole: values[hole.index])
 
 
-def _materialize_one(arg: Any, to_ref: Callable[[FedObject], ray.ObjectRef]) -> Any:
+def _materialize_one(arg: Any, to_ref: Callable[[FedObject], Any]) -> Any:
     if isinstance(arg, FedObject):
         return to_ref(arg)
     if not isinstance(arg, (list, tuple, dict)) or next(iter_fed_objects(arg), None) is None:
         return arg
-    refs: list[ray.ObjectRef] = []
+    refs: list[Any] = []
 
     def hole(obj: FedObject) -> _Hole:
         refs.append(to_ref(obj))
@@ -79,11 +79,12 @@ def _materialize_one(arg: Any, to_ref: Callable[[FedObject], ray.ObjectRef]) -> 
     return _assemble.remote(template, *refs)
 
 
-def materialize(args: tuple, kwargs: dict, to_ref: Callable[[FedObject], ray.ObjectRef]) -> tuple[list, dict]:
+def materialize(args: tuple, kwargs: dict, to_ref: Callable[[FedObject], Any]) -> tuple[list, dict]:
     """Arguments for a Ray call: every FedObject, at any depth, becomes its value.
 
     Args:
-        to_ref: the local ObjectRef of a FedObject (its result or its receive).
+        to_ref: what Ray takes for a FedObject: its local ObjectRef (a result,
+            a large received value) or a small received value itself.
     """
     return (
         [_materialize_one(a, to_ref) for a in args],

@@ -13,12 +13,13 @@ import collections
 import itertools
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import ray
 
 from fed._args import iter_fed_objects, materialize
 from fed._config import JobConfig
+from fed._deferred import Future, Lane, pending_inputs, split
 from fed._errors import ConfigError, NotInitializedError, UnknownPartyError
 from fed._object import FedObject
 from proxy._stats import EventLog
@@ -31,7 +32,7 @@ class Job:
     Args:
         config: the validated job configuration.
         sender: this party's sender (fed._sender_host: DriverSender or ActorSender).
-        receiver: handle of this party's receiver proxy actor.
+        receiver: this party's receiver (fed._receiver_host: DriverReceiver or ActorReceiver).
         started_ray: True if fed.init started Ray and shutdown must stop it.
         track_send: hands each send's future to the cleanup manager.
     """
@@ -52,6 +53,7 @@ class Job:
         self.calls = EventLog()
         self.gets = EventLog()
         self._sends_to: dict[str, set] = collections.defaultdict(set)  # peer -> futures of pending sends
+        self._answered: set[str] = set()  # peers that acknowledged a send
 
     def check_party(self, party: Optional[str], what: str) -> str:
         """Validate the party a call is bound to."""
@@ -66,12 +68,13 @@ class Job:
         """Take the next sequence id."""
         return next(self._seq)
 
-    def local_ref(self, obj: FedObject) -> ray.ObjectRef:
-        """An ObjectRef of ``obj``'s value at this party, posting its receive once."""
+    def local_ref(self, obj: FedObject) -> Union[ray.ObjectRef, Future]:
+        """``obj``'s value at this party: an ObjectRef, or a Future of the value or of an
+        ObjectRef (data on its way, a call waiting for inputs). Posts its receive once."""
         if obj._ref is None:
             if obj._owner == self.party:
                 raise RuntimeError(f"{obj!r} is owned here but has no result")
-            obj._ref = self.receiver.recv.remote(obj._owner, obj._key, obj._producer)
+            obj._ref = self.receiver.recv(obj._owner, obj._key, obj._producer)
         return obj._ref
 
     def push(self, obj: FedObject, dst: str) -> None:
@@ -83,7 +86,17 @@ class Job:
         pending = self._sends_to[dst]
         pending.add(future)
         future.add_done_callback(pending.discard)
+        if dst not in self._answered:
+            future.add_done_callback(lambda f: self._note_answer(dst, f))
         self.track_send(future)
+
+    def _note_answer(self, dst: str, send: Future) -> None:
+        # a peer that acknowledged data is known to be up: if it dies before
+        # answering a ping, it is then declared gone after peer_timeout
+        # rather than after the longer connect timeout
+        if dst not in self._answered and not send.cancelled() and send.exception() is None:
+            self._answered.add(dst)
+            self.receiver.peer_seen(dst)
 
     def drop_sends_to(self, peer: str) -> int:
         """Cancel the pending sends to ``peer`` (it left the job); returns how many."""
@@ -103,8 +116,11 @@ class Job:
         submit: Callable[[list, dict], Any],
         args: tuple,
         kwargs: dict,
+        lane: Optional[Lane] = None,
     ) -> Any:
         """Run one fed call: submit it here or send its arguments to ``party``.
+
+        ``lane`` orders the calls to one actor (see fed._deferred).
 
         Returns:
             a FedObject, a list of ``num_returns`` FedObjects, or None when
@@ -115,10 +131,12 @@ class Job:
         seq = self.next_seq()
         keys = [str(seq)] if num_returns == 1 else [f"{seq}#{i}" for i in range(num_returns)]
         start = time.time()
-        result = self.dispatch(party, submit, args, kwargs)
+        result = self.dispatch(party, submit, args, kwargs, lane)
         self.calls.append((start, time.time() - start, seq, party, producer, keys))
         if result is None:
             refs = [None] * len(keys)
+        elif isinstance(result, Future):
+            refs = [result] if num_returns == 1 else split(result, num_returns)
         else:
             refs = [result] if num_returns == 1 else list(result)
         objs = [FedObject(party, key, producer, ref) for key, ref in zip(keys, refs)]
@@ -126,24 +144,43 @@ class Job:
             return objs[0]
         return objs or None
 
-    def create_actor(self, party: str, submit: Callable[[list, dict], Any], args: tuple, kwargs: dict) -> Any:
-        """Create an actor at ``party``; returns its Ray handle here, None elsewhere."""
+    def create_actor(self, party: str, submit: Callable[[list, dict], Any], args: tuple, kwargs: dict,
+                     lane: Lane) -> Any:
+        """Create an actor at ``party``; returns its Ray handle (or a Future of it) here, None elsewhere."""
         self.next_seq()
-        return self.dispatch(party, submit, args, kwargs)
+        return self.dispatch(party, submit, args, kwargs, lane)
 
-    def dispatch(self, party: str, submit: Callable[[list, dict], Any], args: tuple, kwargs: dict) -> Any:
+    def dispatch(self, party: str, submit: Callable[[list, dict], Any], args: tuple, kwargs: dict,
+                 lane: Optional[Lane] = None) -> Any:
         """Submit the call here if ``party`` is this party, else send it the arguments owned here.
 
+        A call here whose inputs are still on their way is submitted once they
+        are, behind the earlier calls of its ``lane``.
+
         Returns:
-            what ``submit`` returned, or None if the call runs elsewhere.
+            what ``submit`` returned, a Future of it (submission deferred),
+            or None if the call runs elsewhere.
         """
-        if party == self.party:
-            a, kw = materialize(args, kwargs, self.local_ref)
+        if party != self.party:
+            for obj in iter_fed_objects((args, kwargs)):
+                if obj._owner == self.party:
+                    self.push(obj, party)
+            return None
+        inputs = pending_inputs([self.local_ref(obj) for obj in iter_fed_objects((args, kwargs))])
+
+        def run() -> Any:
+            a, kw = materialize(args, kwargs, _submittable)
             return submit(a, kw)
-        for obj in iter_fed_objects((args, kwargs)):
-            if obj._owner == self.party:
-                self.push(obj, party)
-        return None
+
+        if not inputs and (lane is None or lane.idle()):
+            return run()
+        return (lane or Lane()).submit(inputs, run)
+
+
+def _submittable(obj: FedObject) -> Any:
+    """What a Ray call takes for ``obj``: its ObjectRef or value (its inputs are all done here)."""
+    ref = obj._ref
+    return ref.result() if isinstance(ref, Future) else ref
 
 
 _current: Optional[Job] = None

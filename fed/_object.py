@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import concurrent.futures
+from typing import Any, Optional
 
 import ray
 
@@ -10,15 +11,16 @@ import ray
 class FedObject:
     """The result of a fed call, at every party.
 
-    At the owner party it wraps the Ray ObjectRef of the task's result; at
-    other parties it starts empty and, once needed, holds the ObjectRef of the
-    receive posted for it. Its key (the call's sequence id, plus ``#i`` for
+    At the owner party it wraps the Ray ObjectRef of the task's result (or a
+    Future of it while the call waits for inputs from other parties); at other
+    parties it starts empty and, once needed, holds the receive posted for it.
+    Its key (the call's sequence id, plus ``#i`` for
     the i-th of several returns) is the same at every party.
     """
 
     __slots__ = ("_owner", "_key", "_producer", "_ref", "_sent_to")
 
-    def __init__(self, owner: str, key: str, producer: str, ref: Optional[ray.ObjectRef] = None):
+    def __init__(self, owner: str, key: str, producer: str, ref: Any = None):
         self._owner = owner
         self._key = key
         self._producer = producer
@@ -34,8 +36,17 @@ class FedObject:
         return self._key
 
     def get_ray_object_ref(self) -> Optional[ray.ObjectRef]:
-        """The local Ray ObjectRef: the result at the owner, the receive elsewhere (None if not needed yet)."""
-        return self._ref
+        """The local Ray ObjectRef: the result at the owner, the received value elsewhere (None if not needed yet).
+
+        Blocks while the call still waits for inputs or the data is on its way.
+        """
+        ref = self._ref
+        if isinstance(ref, concurrent.futures.Future):
+            ref = ref.result()
+            if not isinstance(ref, ray.ObjectRef):  # a small received value
+                ref = ray.put(ref)
+            self._ref = ref
+        return ref
 
     @property
     def producer(self) -> str:

@@ -8,10 +8,11 @@ parties at once.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import ray
 
+from fed._deferred import Future, Lane
 from fed._job import current_job
 
 
@@ -100,16 +101,22 @@ class FedRemoteClass:
             cls = self._cache.get()
             return (cls.options(**options) if options else cls).remote(*a, **kw)
 
-        return FedActorHandle(self._cls, party, job.create_actor(party, submit, args, kwargs))
+        lane = Lane()
+        return FedActorHandle(self._cls, party, job.create_actor(party, submit, args, kwargs, lane), lane)
 
 
 class FedActorHandle:
     """An actor living at one party; ``handle.method.remote(...)`` runs there."""
 
-    def __init__(self, cls: type, party: str, ray_handle: Optional[ray.actor.ActorHandle]):
+    def __init__(self, cls: type, party: str, ray_handle: Union[None, ray.actor.ActorHandle, Future], lane: Lane):
         self._cls = cls
         self._party = party
-        self._ray_handle = ray_handle
+        self._ray_handle = ray_handle  # a Future while the creation waits for its inputs
+        self._lane = lane  # calls to the actor, in program order
+
+    def _resolved_handle(self) -> ray.actor.ActorHandle:
+        handle = self._ray_handle
+        return handle.result() if isinstance(handle, Future) else handle
 
     def get_party(self) -> str:
         """The party where the actor lives."""
@@ -144,10 +151,10 @@ class FedActorMethod:
         options = self._options
 
         def submit(a, kw):
-            method = getattr(handle._ray_handle, self._name)
+            method = getattr(handle._resolved_handle(), self._name)
             return (method.options(**options) if options else method).remote(*a, **kw)
 
-        return job.call(handle._party, producer, _num_returns(options), submit, args, kwargs)
+        return job.call(handle._party, producer, _num_returns(options), submit, args, kwargs, handle._lane)
 
 
 def remote(*args: Any, **kwargs: Any) -> Any:

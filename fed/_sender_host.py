@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import threading
-from typing import Any, Coroutine
+from typing import Any, Union
 
 import ray
 
+from fed._loop_thread import LoopThread
 from proxy import SenderProxy, TransportConfig
 
 logger = logging.getLogger("silofed")
@@ -38,17 +38,16 @@ class DriverSender:
     """
 
     def __init__(self, config: TransportConfig, expose_error_trace: bool):
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="silofed-sender", daemon=True)
-        self._thread.start()
+        self._thread = LoopThread("silofed-sender")
+        self._run = self._thread.run
         self._proxy = SenderProxy(config, expose_error_trace)
 
-    def _run(self, coro: Coroutine) -> Future:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+    def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future]) -> Future:
+        """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
 
-    def send(self, dst: str, key: str, producer: str, ref: ray.ObjectRef) -> Future:
-        """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``."""
-        return self._run(self._proxy.send(dst, key, producer, [ref]))
+        ``ref`` may be a Future of the ObjectRef (a call still waiting for its inputs).
+        """
+        return self._run(self._proxy.send(dst, key, producer, [_value_of(ref)]))
 
     def send_control(self, dst: str, kind: str, cause: str = "") -> Future:
         """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``)."""
@@ -68,22 +67,18 @@ class DriverSender:
 
     def close(self, timeout_s: float) -> None:
         """Cancel sends still running (their futures end cancelled), close the channels, stop the thread."""
-        for step in (_cancel_other_tasks(), self._proxy.stop()):
+        for step in (self._thread.cancel_tasks, lambda t: self._run(self._proxy.stop()).result(t)):
             try:
-                self._run(step).result(timeout_s)
+                step(timeout_s)
             except Exception as exc:
                 logger.warning("stopping the sender failed: %s", exc)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout_s)
-        if not self._thread.is_alive():
-            self._loop.close()
+        self._thread.stop(timeout_s)
 
 
-async def _cancel_other_tasks() -> None:
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+async def _value_of(ref: Union[ray.ObjectRef, Future]) -> Any:
+    if isinstance(ref, Future):
+        ref = await asyncio.wrap_future(ref)
+    return await ref
 
 
 class ActorSender:
@@ -96,9 +91,25 @@ class ActorSender:
     def __init__(self, handle: Any):
         self.handle = handle
 
-    def send(self, dst: str, key: str, producer: str, ref: ray.ObjectRef) -> Future:
-        """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``."""
-        return self.handle.send.remote(dst, key, producer, [ref]).future()
+    def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future]) -> Future:
+        """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
+
+        ``ref`` may be a Future of the ObjectRef (a call still waiting for its inputs).
+        """
+        if not isinstance(ref, Future):
+            return self.handle.send.remote(dst, key, producer, [ref]).future()
+        sent: Future = Future()
+
+        def forward(f: Future) -> None:
+            if f.cancelled():
+                sent.cancel()
+                return
+            # a call that failed before reaching Ray is sent as its error, from a task raising it
+            ref = f.result() if f.exception() is None else _reraise.remote(f.exception())
+            _copy_outcome(self.handle.send.remote(dst, key, producer, [ref]).future(), sent)
+
+        ref.add_done_callback(forward)
+        return sent
 
     def send_control(self, dst: str, kind: str, cause: str = "") -> Future:
         """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``)."""
@@ -123,3 +134,21 @@ class ActorSender:
         except Exception as exc:
             logger.warning("stopping the sender proxy failed: %s", exc)
         ray.kill(self.handle)
+
+
+@ray.remote(num_cpus=0)
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
+def _copy_outcome(source: Future, target: Future) -> None:
+    """Resolve ``target`` as ``source`` resolves."""
+    def copy(f: Future) -> None:
+        if f.cancelled():
+            target.cancel()
+        elif f.exception() is not None:
+            target.set_exception(f.exception())
+        else:
+            target.set_result(f.result())
+
+    source.add_done_callback(copy)

@@ -140,6 +140,15 @@ class ReceiverProxy:
         """Wait for object ``key`` from ``src`` and return its value.
 
         Raises:
+            as ``recv_sized``.
+        """
+        value, _ = await self.recv_sized(src, key, producer)
+        return value
+
+    async def recv_sized(self, src: str, key: str, producer: str) -> tuple[Any, int]:
+        """Wait for object ``key`` from ``src``; returns its value and payload size in bytes.
+
+        Raises:
             DivergedProducerError: ``src`` produced the key with another call.
             RemoteFailure: the producing task failed at its origin.
             PeerFailure: ``src`` (or another party) aborted the job.
@@ -172,7 +181,7 @@ class ReceiverProxy:
                                  peer=src, key=key) from None
         if arrival.kind == wire.ERROR:
             raise value
-        return value
+        return value, len(arrival.payload)
 
     async def stats(self) -> dict:
         """Counters of this receiver.
@@ -233,6 +242,14 @@ class ReceiverProxy:
             except asyncio.TimeoutError:
                 break
         return dict(self._peer_state)
+
+    async def peer_seen(self, peer: str) -> None:
+        """Count an answer from ``peer`` (e.g. it acknowledged a send) as an answer to a ping."""
+        self._saw(peer)
+
+    def _saw(self, peer: str) -> None:
+        if self._liveness is not None:
+            self._liveness.answered(peer, asyncio.get_running_loop().time())
 
     async def ready(self) -> bool:
         """Returns True once the actor is up (used as a liveness probe)."""
@@ -331,6 +348,7 @@ class ReceiverProxy:
             self._control(header, bytes(payload).decode("utf-8", "replace"))
             return wire.Ack(status=wire.OK)
         arrival = Arrival(header.kind, header.producer, header.pickle_size, list(header.buffer_sizes), payload)
+        self._saw(header.src)
         if self._table.deliver(header.src, header.key, arrival, admission):
             counts = self._from[header.src]
             counts[0] += 1

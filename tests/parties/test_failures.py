@@ -181,6 +181,7 @@ def test_exit_codes_with_exit_on_failure():
 def interrupted(party, addresses, marker):
     handled = []
     join(party, addresses, failure_handler=handled.append)
+    fed.get(value.party("bob").remote(0))  # both parties are up before alice is interrupted
     x = slow.party("bob").remote(1, 60.0)
     r = plus_one.party("alice").remote(x)  # alice waits for bob's x, bob for alice's r
     if party == "alice":
@@ -223,7 +224,8 @@ def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
     out = run.value("bob")
     assert out["peer"] == "alice" and "SIGINT" in out["text"]
     # bob's x (still computing) was for alice, who left: bob drops it instead of waiting for it
-    assert "dropping 1 pending send(s) to party alice: it left the job (aborted" in run.parties["bob"].log
+    # (it aborted; or, when alice aborted before bob listened, it became unreachable)
+    assert "dropping 1 pending send(s) to party alice: it left the job (" in run.parties["bob"].log
 
 
 @fed.remote

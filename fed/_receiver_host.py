@@ -1,0 +1,143 @@
+"""Where this party's receiver proxy runs: a thread of the driver, or a Ray actor.
+
+* ``DriverReceiver`` (the default) runs ``proxy.ReceiverProxy`` on an event
+  loop in a daemon thread of this process. A receive is a Future of the value
+  (small) or of an ObjectRef holding it (large); calls that take it are
+  submitted once it is done (fed._deferred). No Ray actor call per object.
+* ``ActorReceiver`` runs it as an async Ray actor, so that it can be pinned
+  to a gateway node (``cross_silo_comm.recv_resource_label``); a receive is
+  then the ObjectRef of the actor call that returns the value.
+
+See reps/0060-driver-side-receiver.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import Any
+
+import ray
+
+from fed._loop_thread import LoopThread
+from proxy import ReceiverProxy, TransportConfig
+
+logger = logging.getLogger("silofed")
+
+Future = concurrent.futures.Future
+
+# Ray copies an argument up to this size into the task itself; a larger
+# received value is put in the object store once and passed by reference.
+_PUT_ABOVE_BYTES = 100 * 1024
+
+
+class DriverReceiver:
+    """The receiver proxy on an event loop in a daemon thread of this process.
+
+    Args:
+        config: the transport configuration of this party.
+    """
+
+    def __init__(self, config: TransportConfig):
+        self._thread = LoopThread("silofed-receiver")
+        self._run = self._thread.run
+        self._proxy = ReceiverProxy(config)
+
+    def start(self) -> str:
+        """Start listening; returns the address.
+
+        Raises:
+            TransportError: the address cannot be bound.
+        """
+        return self._run(self._proxy.start()).result()
+
+    def recv(self, src: str, key: str, producer: str) -> Future:
+        """A Future of object ``key`` from ``src``: its value, or an ObjectRef of a large one."""
+        return self._run(self._recv(src, key, producer))
+
+    async def _recv(self, src: str, key: str, producer: str) -> Any:
+        value, size = await self._proxy.recv_sized(src, key, producer)
+        if size <= _PUT_ABOVE_BYTES:
+            return value
+        return await asyncio.get_running_loop().run_in_executor(None, ray.put, value)
+
+    def abort(self, origin: str, cause: str) -> Future:
+        """Fail every pending and future receive (ReceiverProxy.abort)."""
+        return self._run(self._proxy.abort(origin, cause))
+
+    def peer_seen(self, peer: str) -> None:
+        """Tell the liveness watch that ``peer`` answered (ReceiverProxy.peer_seen)."""
+        self._run(self._proxy.peer_seen(peer))
+
+    def wait_peers_finished(self, timeout_s: float) -> Future:
+        """``{peer: state}`` once every peer left or after ``timeout_s`` (ReceiverProxy.wait_peers_finished)."""
+        return self._run(self._proxy.wait_peers_finished(timeout_s))
+
+    def stats(self) -> Future:
+        """Receive figures (ReceiverProxy.stats)."""
+        return self._run(self._proxy.stats())
+
+    def timeline(self) -> Future:
+        """Recorded receive events (ReceiverProxy.timeline)."""
+        return self._run(self._proxy.timeline())
+
+    def close(self, timeout_s: float) -> None:
+        """Stop listening, fail receives still waiting (their Futures end cancelled), stop the thread."""
+        for step in (lambda t: self._run(self._proxy.stop()).result(t), self._thread.cancel_tasks):
+            try:
+                step(timeout_s)
+            except Exception as exc:
+                logger.warning("stopping the receiver failed: %s", exc)
+        self._thread.stop(timeout_s)
+
+
+class ActorReceiver:
+    """The receiver proxy as an async Ray actor (pinned with ``recv_resource_label``).
+
+    Args:
+        handle: the actor handle.
+    """
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+
+    def start(self) -> str:
+        """Start listening; returns the address.
+
+        Raises:
+            RayTaskError: wrapping the TransportError when the address cannot be bound.
+        """
+        return ray.get(self.handle.start.remote())
+
+    def recv(self, src: str, key: str, producer: str) -> ray.ObjectRef:
+        """The ObjectRef of object ``key`` from ``src``."""
+        return self.handle.recv.remote(src, key, producer)
+
+    def abort(self, origin: str, cause: str) -> Future:
+        """Fail every pending and future receive (ReceiverProxy.abort)."""
+        return self.handle.abort.remote(origin, cause).future()
+
+    def peer_seen(self, peer: str) -> None:
+        """Tell the liveness watch that ``peer`` answered (ReceiverProxy.peer_seen)."""
+        self.handle.peer_seen.remote(peer)
+
+    def wait_peers_finished(self, timeout_s: float) -> Future:
+        """``{peer: state}`` once every peer left or after ``timeout_s`` (ReceiverProxy.wait_peers_finished)."""
+        return self.handle.wait_peers_finished.remote(timeout_s).future()
+
+    def stats(self) -> Future:
+        """Receive figures (ReceiverProxy.stats)."""
+        return self.handle.stats.remote().future()
+
+    def timeline(self) -> Future:
+        """Recorded receive events (ReceiverProxy.timeline)."""
+        return self.handle.timeline.remote().future()
+
+    def close(self, timeout_s: float) -> None:
+        """Stop listening and kill the actor."""
+        try:
+            ray.get(self.handle.stop.remote(), timeout=timeout_s)
+        except Exception as exc:
+            logger.warning("stopping the receiver proxy failed: %s", exc)
+        ray.kill(self.handle)
