@@ -75,19 +75,21 @@ class Lane:
         self._drain()
 
     def _drain(self) -> None:
-        outcomes = []
-        with self._lock:  # runs in order, under the lock, so that no other thread submits in between
-            while self._waiting and self._waiting[0].ready():
+        while True:
+            with self._lock:  # taken and run under the lock, so that no other thread submits in between
+                if not (self._waiting and self._waiting[0].ready()):
+                    return
                 waiting = self._waiting.popleft()
                 try:
-                    outcomes.append((waiting.out, True, waiting.run()))
+                    ok, outcome = True, waiting.run()
                 except BaseException as exc:
-                    outcomes.append((waiting.out, False, exc))
-        for out, ok, value in outcomes:  # outside the lock: callbacks may submit to this lane
+                    ok, outcome = False, exc
+            # set before the next call runs (it may need this one's result, e.g. the actor it
+            # created), and outside the lock: callbacks may submit to this lane
             if ok:
-                out.set_result(value)
+                waiting.out.set_result(outcome)
             else:
-                out.set_exception(value)
+                waiting.out.set_exception(outcome)
 
 
 def _failure_of(f: Future) -> BaseException | None:

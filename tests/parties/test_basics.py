@@ -284,13 +284,13 @@ def fail_with(message):
     raise ValueError(message)
 
 
-def sender_placement(party, addresses):
+def proxy_placement(party, addresses):
     pinned = party == "alice"
     ray.init(num_cpus=2, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
-             resources={"gateway": 1} if pinned else None)
-    comm = {"send_resource_label": {"gateway": 1}} if pinned else {}
+             resources={"gateway": 2} if pinned else None)
+    comm = {"send_resource_label": {"gateway": 1}, "recv_resource_label": {"gateway": 1}} if pinned else {}
     fed.init(addresses=addresses, party=party, config={"cross_silo_comm": comm})
-    sender_actors = [n for n in ray.util.list_named_actors() if n.endswith(":sender")]
+    proxy_actors = sorted(n.rsplit(":", 1)[1] for n in ray.util.list_named_actors() if n.startswith("silofed:"))
     a = make.party("alice").remote(20)
     b = aggregate.party("bob").remote(a, 22)
     big = make.party("alice").remote(bytes(3 << 20))  # the stream path, not PushSmall
@@ -306,15 +306,15 @@ def sender_placement(party, addresses):
         error = party
     received = fed.stats()["received"]["from"]
     leave()
-    return {"sender_actors": sender_actors, "gateway_free": gateway_free, "value": value, "size": size,
+    return {"proxy_actors": proxy_actors, "gateway_free": gateway_free, "value": value, "size": size,
             "error_origin": error, "received": {p: r["received"] for p, r in received.items()}}
 
 
-def test_sender_runs_in_the_driver_unless_pinned_to_a_gateway():
-    run = run_parties(sender_placement, ("alice", "bob"))
+def test_proxies_run_in_the_driver_unless_pinned_to_a_gateway():
+    run = run_parties(proxy_placement, ("alice", "bob"))
     alice, bob = run.value("alice"), run.value("bob")
-    assert len(alice["sender_actors"]) == 1 and alice["gateway_free"] == 0  # the actor holds the gateway
-    assert bob["sender_actors"] == []  # the default: the sender runs in bob's driver
+    assert alice["proxy_actors"] == ["receiver", "sender"] and alice["gateway_free"] == 0  # they hold the gateway
+    assert bob["proxy_actors"] == []  # the default: both proxies run in bob's driver
     for out in (alice, bob):
         assert out["value"] == 42 and out["size"] == 3 << 20
         assert out["error_origin"] == "alice"
