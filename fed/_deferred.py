@@ -58,10 +58,10 @@ class Lane:
         """
         with self._lock:
             if not self._waiting and all(f.done() for f in inputs):
-                failure = next((_failure_of(f) for f in inputs if _failure_of(f) is not None), None)
+                failure = _first_failure(inputs)
                 if failure is None:
                     return run()
-                failed: Future = Future()  # as Ray does: the call fails with its input's error, not the caller
+                failed: Future = Future()  # fails later, at fed.get, not in the caller
                 failed.set_exception(failure)
                 return failed
             waiting = _Waiting(inputs, run)
@@ -80,10 +80,14 @@ class Lane:
                 if not (self._waiting and self._waiting[0].ready()):
                     return
                 waiting = self._waiting.popleft()
-                try:
-                    ok, outcome = True, waiting.run()
-                except BaseException as exc:
-                    ok, outcome = False, exc
+                failure = _first_failure(waiting.inputs)
+                if failure is not None:
+                    ok, outcome = False, failure
+                else:
+                    try:
+                        ok, outcome = True, waiting.run()
+                    except BaseException as exc:
+                        ok, outcome = False, exc
             # set before the next call runs (it may need this one's result, e.g. the actor it
             # created), and outside the lock: callbacks may submit to this lane
             if ok:
@@ -98,6 +102,11 @@ def _failure_of(f: Future) -> BaseException | None:
     return f.exception()
 
 
+def _first_failure(inputs: Sequence[Future]) -> BaseException | None:
+    """As Ray does, a call with a failed input fails with that input's error and never runs."""
+    return next((_failure_of(f) for f in inputs if _failure_of(f) is not None), None)
+
+
 def pending_inputs(values: Sequence[Any]) -> list[Future]:
     """The Futures among ``values`` (inputs that may still be on their way)."""
     return [v for v in values if isinstance(v, Future)]
@@ -109,11 +118,14 @@ def split(future: Future, n: int) -> list[Future]:
 
     def done(f: Future) -> None:
         exc = _failure_of(f)
+        items = f.result() if exc is None else ()
+        if exc is None and len(items) != n:
+            exc = ValueError(f"a call declared {n} return values but gave {len(items)}")
         for i, part in enumerate(parts):
             if exc is not None:
                 part.set_exception(exc)
             else:
-                part.set_result(f.result()[i])
+                part.set_result(items[i])
 
     future.add_done_callback(done)
     return parts
