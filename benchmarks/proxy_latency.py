@@ -1,14 +1,14 @@
-"""Latency of the proxies alone, in one Ray: a driver-side send and a receive of ``None``.
+"""Latency of the proxies alone, in one process: a driver-side send and a receive of ``None``.
 
-Alice's sender runs in this driver (as ``fed.init`` starts it, REP 0050); bob's
-receiver is an async actor in the same Ray. Figures per operation, wall time
-and this driver's CPU time:
+Alice's sender and bob's receiver run on their loop threads in this process,
+as ``fed.init`` starts them (REP 0050, 0060); both share this process's CPU
+and interpreter lock, so the figures are an upper bound of one party's cost.
+Per operation, wall time and this process's CPU time:
 
-* send: one push of an already computed ``None`` until bob acknowledged it
-  (bob has not asked for it yet: it is buffered);
-* recv: ``ray.get`` of bob's ``recv`` for an object that is already there
-  (one async actor call);
-* round: bob posts the receive, alice sends, bob's ``ray.get`` returns.
+* send: one push of an already computed ``None`` (an ObjectRef) until bob
+  acknowledged it (bob has not asked for it yet: it is buffered);
+* recv: bob's receive of an object that is already there (a Future);
+* round: bob posts the receive, alice sends, bob's Future resolves.
 
 Usage: python benchmarks/proxy_latency.py [--iters N] [--runs R]
 """
@@ -16,6 +16,7 @@ Usage: python benchmarks/proxy_latency.py [--iters N] [--runs R]
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import itertools
 import sys
 import time
@@ -26,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
+from fed._receiver_host import DriverReceiver  # noqa: E402
 from fed._sender_host import DriverSender  # noqa: E402
-from proxy import ReceiverProxy, TransportConfig  # noqa: E402
+from proxy import TransportConfig  # noqa: E402
 
 
 def _time(fn, iters: int) -> tuple[float, float]:
@@ -46,26 +48,26 @@ def main() -> None:
     opts = ap.parse_args()
     addrs = _launch.free_addresses(("alice", "bob"))
     _launch.start_ray()
-    bob = ray.remote(ReceiverProxy).options(num_cpus=0, max_concurrency=100_000).remote(
-        TransportConfig(job="bench", party="bob", listen_address=addrs["bob"], peers={"alice": addrs["alice"]},
-                        connect_timeout_s=3600))  # alice has no receiver: bob's pings must not give up
-    ray.get(bob.start.remote())
+    bob = DriverReceiver(TransportConfig(job="bench", party="bob", listen_address=addrs["bob"],
+                                         peers={"alice": addrs["alice"]},
+                                         connect_timeout_s=3600))  # alice has no receiver: bob's pings must not give up
+    bob.start()
     alice = DriverSender(TransportConfig(job="bench", party="alice", listen_address=addrs["alice"],
                                          peers={"bob": addrs["bob"]}), False)
-    none = ray.put(None)
+    none_ref = ray.put(None)
     sent, received, rounds = itertools.count(), itertools.count(), itertools.count()
 
     def send():
-        alice.send("bob", str(next(sent)), "bench", none).result()
+        alice.send("bob", str(next(sent)), "bench", none_ref).result()
 
     def recv():
-        ray.get(bob.recv.remote("alice", str(next(received)), "bench"))
+        bob.recv("alice", str(next(received)), "bench").result()
 
     def round_trip():
         key = f"r{next(rounds)}"
-        ref = bob.recv.remote("alice", key, "bench")
-        alice.send("bob", key, "bench", none).result()
-        ray.get(ref)
+        arrived = bob.recv("alice", key, "bench")
+        alice.send("bob", key, "bench", none_ref)
+        arrived.result()
 
     figures: dict[str, list[tuple[float, float]]] = {"send": [], "recv": [], "round": []}
     for _ in range(opts.runs):
@@ -74,9 +76,9 @@ def main() -> None:
         figures["round"].append(_time(round_trip, opts.iters))
     for name, values in figures.items():
         print(_launch.summary(f"{name}: wall", [w for w, _ in values], "ms"))
-        print(_launch.summary(f"{name}: driver CPU", [c for _, c in values], "ms"))
+        print(_launch.summary(f"{name}: process CPU", [c for _, c in values], "ms"))
     alice.close(5)
-    ray.get(bob.stop.remote())
+    bob.close(5)
     ray.shutdown()
 
 

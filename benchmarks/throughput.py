@@ -3,8 +3,9 @@
 For each size: alice makes the array (and waits until it exists), then times
 from submitting a bob task that takes it to that task starting with the array
 in hand (both parties run on this machine, so their clocks agree). Meanwhile
-bob samples its receiver proxy process: private memory (RssAnon) and the
-shared-memory pages it wrote into bob's object store (RssShmem).
+bob samples its driver process, where its receiver runs (REP 0060): private
+memory (RssAnon) and the shared-memory pages it wrote into bob's object
+store (RssShmem).
 
 Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3] [--profile]
 """
@@ -56,7 +57,7 @@ def _rss(proc: psutil.Process) -> tuple[int, int]:
 
 
 class _Sampler:
-    """Samples the receiver proxy's memory every few ms while a transfer runs."""
+    """Samples the receiving process's memory every few ms while a transfer runs."""
 
     def __init__(self, proc: psutil.Process):
         self.proc = proc
@@ -80,22 +81,12 @@ class _Sampler:
         return {"anon": self.peak_anon, "shm": self.peak_shm, "sum": self.peak_sum}
 
 
-def _receiver_process() -> psutil.Process:
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "ReceiverProxy" in " ".join(child.cmdline()):
-                return child
-        except psutil.Error:
-            continue
-    raise RuntimeError("receiver proxy process not found")
-
-
 def body(party, addresses, sizes, runs, profile=False):
     biggest = max(sizes)
     store = max(512 << 20, min(2 * biggest + (512 << 20), biggest + (1 << 30)))
     _launch.start_ray(object_store_bytes=store)
     fed.init(addresses=addresses, party=party)
-    proc = _receiver_process() if party == "bob" else None
+    proc = psutil.Process() if party == "bob" else None  # the receiver runs in the driver
     out = []
     for nbytes in sizes:
         for rep in range(runs + 1):  # the first one warms up

@@ -112,7 +112,6 @@ class _Runtime:
     def __init__(self, job: Job, failure_handler: Optional[Callable[[BaseException], None]]):
         self.job = job
         self.cleanup = CleanupManager(
-            wait_any=lambda futures, t: concurrent.futures.wait(futures, timeout=t).done,
             check=_result_translated,
             abort=self._abort,
             failure_handler=failure_handler,

@@ -1,10 +1,10 @@
-"""The cleanup manager: two queues, two threads, one atomic shutdown flag.
+"""The cleanup manager: send watching, an error queue and its thread, one atomic shutdown flag.
 
-* The **data queue** holds every send this party started; its thread watches
-  them complete and reports a send that failed for good.
+* Every send this party started is **watched** through its Future's done
+  callback: a send that failed for good starts the abort.
 * The **error queue** carries the one abort of an unintended shutdown; its
   thread runs the user's failure handler and tells every peer, out of band
-  of the data queue, so an abort gets through even when data is stuck.
+  of the sends, so an abort gets through even when data is stuck.
 * ``fail`` is the only way into the failing state. It is a non-blocking
   test-and-set, safe from a signal handler: it takes no blocking lock (a
   handler interrupting a lock holder would deadlock) and wakes the error
@@ -16,9 +16,9 @@ See reps/0002-failure-model.md.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import os
-import queue
 import threading
 from typing import Any, Callable, Optional
 
@@ -29,9 +29,9 @@ class CleanupManager:
     """Watches sends and delivers aborts.
 
     Args:
-        wait_any: ``wait_any(handles, timeout_s) -> done handles`` (a subset).
-        check: ``check(handle)`` returns the send's result or raises its error.
-        on_send_result: called (data thread) with each successful send's result.
+        check: ``check(future)`` returns the send's result or raises its error.
+        on_send_result: called (in the thread completing the send) with each
+            successful send's result.
         abort: ``abort(failure)`` tells every peer and fails local receives
             (error thread).
         failure_handler: the user's handler, run once with the failure.
@@ -39,21 +39,19 @@ class CleanupManager:
 
     def __init__(
         self,
-        wait_any: Callable[[list, float], list],
         check: Callable[[Any], Any],
         abort: Callable[[BaseException], None],
         failure_handler: Optional[Callable[[BaseException], None]] = None,
         on_send_result: Optional[Callable[[Any], None]] = None,
     ):
-        self._wait_any = wait_any
         self._check = check
         self._abort = abort
         self._failure_handler = failure_handler
         self._on_send_result = on_send_result
         self._flag = threading.Lock()  # held for good once the party is failing
         self.failure: Optional[BaseException] = None
-        self._data: queue.Queue = queue.Queue()
-        self._pending: list = []
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
         self._idle = threading.Event()
         self._idle.set()
         self._errors: collections.deque = collections.deque()
@@ -61,17 +59,31 @@ class CleanupManager:
         os.set_blocking(self._wake_w, False)
         self._aborted = threading.Event()
         self._closing = False
-        self._data_thread = threading.Thread(target=self._data_loop, name="silofed-data-queue", daemon=True)
         self._error_thread = threading.Thread(target=self._error_loop, name="silofed-error-queue", daemon=True)
-        self._data_thread.start()
         self._error_thread.start()
 
     # -- producers -------------------------------------------------------------
 
-    def track(self, handle: Any) -> None:
+    def track(self, send: concurrent.futures.Future) -> None:
         """Watch a send until it completes."""
-        self._idle.clear()
-        self._data.put(handle)
+        with self._count_lock:
+            self._in_flight += 1
+            self._idle.clear()
+        send.add_done_callback(self._send_done)
+
+    def _send_done(self, send: concurrent.futures.Future) -> None:
+        try:
+            result = self._check(send)
+        except BaseException as exc:  # a send failed for good
+            logger.error("sending failed: %s", exc)
+            self.fail(exc)
+        else:
+            if self._on_send_result is not None:
+                self._on_send_result(result)
+        with self._count_lock:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     def fail(self, failure: BaseException) -> bool:
         """Enter the failing state (first call only). Safe from signal handlers.
@@ -105,14 +117,12 @@ class CleanupManager:
         return not self.failing or self._aborted.wait(timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop both threads."""
+        """Stop the error thread."""
         self._closing = True
-        self._data.put(None)
         try:
             os.write(self._wake_w, b".")
         except OSError:
             pass
-        self._data_thread.join(timeout_s)
         self._error_thread.join(timeout_s)
         for fd in (self._wake_r, self._wake_w):
             try:
@@ -121,44 +131,6 @@ class CleanupManager:
                 pass
 
     # -- threads ---------------------------------------------------------------------
-
-    def _data_loop(self) -> None:
-        while True:
-            self._take_new(block=not self._pending)
-            if self._closing and not self._pending:
-                return
-            if not self._pending:
-                continue
-            done = self._wait_any(self._pending, 0.2)
-            for handle in done:
-                self._pending.remove(handle)
-                try:
-                    result = self._check(handle)
-                except BaseException as exc:  # a send failed for good
-                    logger.error("sending failed: %s", exc)
-                    self.fail(exc)
-                else:
-                    if self._on_send_result is not None:
-                        self._on_send_result(result)
-            if not self._pending and self._data.empty():
-                self._idle.set()
-
-    def _take_new(self, block: bool) -> None:
-        try:
-            item = self._data.get(block=block)
-        except queue.Empty:
-            return
-        while True:
-            if item is None:
-                self._closing = True
-            else:
-                self._pending.append(item)
-            try:
-                item = self._data.get_nowait()
-            except queue.Empty:
-                break
-        if not self._pending:
-            self._idle.set()
 
     def _error_loop(self) -> None:
         while True:

@@ -61,7 +61,8 @@ class CrossSiloComm(_Strict):
         None, description="Run the sender as a Ray actor requiring these resources (e.g. pinned to a gateway "
                     "node) instead of in the driver process (the default, REP 0050).")
     recv_resource_label: Optional[dict[str, float]] = Field(
-        None, description="Ray resources the receiver proxy requires (pin it to a gateway node).")
+        None, description="Run the receiver as a Ray actor requiring these resources (e.g. pinned to a gateway "
+                    "node) instead of in the driver process (the default, REP 0060).")
     grpc_channel_options: Optional[list[tuple[str, Union[int, str]]]] = Field(
         None, description="Extra gRPC channel options as [name, value] pairs.")
     # Accepted so that RayFed programs run unchanged; silofed has no use for them.

@@ -11,12 +11,7 @@ from fed._cleanup import CleanupManager
 
 
 def make_manager(calls, aborts):
-    def wait_any(futures, timeout):
-        done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        return list(done)
-
     return CleanupManager(
-        wait_any=wait_any,
         check=lambda f: f.result(),
         abort=aborts.append,
         failure_handler=calls.append,
@@ -39,7 +34,7 @@ def test_failure_handler_runs_once_when_main_thread_signal_and_queues_race():
             threads = [threading.Thread(target=from_thread, args=(t,)) for t in ("a", "b")]
             for t in threads:
                 t.start()
-            mgr.track(failing_send)  # the data-queue thread fails it too
+            mgr.track(failing_send)  # its done callback fails it too
             start.wait()
             failing_send.set_exception(OSError("peer gone"))
             os.kill(os.getpid(), signal.SIGUSR1)
