@@ -1,8 +1,9 @@
 """Latency of the proxies alone, in one process: a driver-side send and a receive of ``None``.
 
-Alice's sender and bob's receiver run on their loop threads in this process,
-as ``fed.init`` starts them (REP 0050, 0060); both share this process's CPU
-and interpreter lock, so the figures are an upper bound of one party's cost.
+Alice's sender and bob's receiver run on one loop thread in this process, as
+``fed.init`` starts a party's proxies (REP 0050, 0060); here they are two
+parties' proxies sharing one process, so the figures bound one round trip's
+total cost.
 Per operation, wall time and this process's CPU time:
 
 * send: one push of an already computed ``None`` (an ObjectRef) until bob
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
+from fed._loop_thread import LoopThread  # noqa: E402
 from fed._receiver_host import DriverReceiver  # noqa: E402
 from fed._sender_host import DriverSender  # noqa: E402
 from proxy import TransportConfig  # noqa: E402
@@ -48,12 +50,14 @@ def main() -> None:
     opts = ap.parse_args()
     addrs = _launch.free_addresses(("alice", "bob"))
     _launch.start_ray()
+    thread = LoopThread("silofed-proxies")
     bob = DriverReceiver(TransportConfig(job="bench", party="bob", listen_address=addrs["bob"],
                                          peers={"alice": addrs["alice"]},
-                                         connect_timeout_s=3600))  # alice has no receiver: bob's pings must not give up
+                                         connect_timeout_s=3600),  # alice has no receiver: bob's pings must not give up
+                         thread)
     bob.start()
     alice = DriverSender(TransportConfig(job="bench", party="alice", listen_address=addrs["alice"],
-                                         peers={"bob": addrs["bob"]}), False)
+                                         peers={"bob": addrs["bob"]}), False, thread)
     none_ref = ray.put(None)
     sent, received, rounds = itertools.count(), itertools.count(), itertools.count()
 
@@ -79,6 +83,7 @@ def main() -> None:
         print(_launch.summary(f"{name}: process CPU", [c for _, c in values], "ms"))
     alice.close(5)
     bob.close(5)
+    thread.stop(5)
     ray.shutdown()
 
 

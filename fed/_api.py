@@ -17,6 +17,7 @@ from fed._config import JobConfig, allowed_globals, load_job_config
 from fed._errors import ConfigError, FedError, FedTimeoutError, PeerUnavailableError, translate
 from fed._job import Job, current_job, set_current_job
 from fed._logging import configure_logging
+from fed._loop_thread import LoopThread
 from fed._object import FedObject
 from fed._remote import FedActorHandle
 from fed._receiver_host import ActorReceiver, DriverReceiver
@@ -201,15 +202,17 @@ def init(
         started_ray = True
 
     prefix = f"silofed:{cfg.job_name}:{cfg.party}"
+    proxy_thread = LoopThread("silofed-proxies")
     if cfg.comm.recv_resource_label:
         receiver = ActorReceiver(_start_proxy(ReceiverProxy, f"{prefix}:receiver", cfg.comm.recv_resource_label,
                                               transport))
     else:
-        receiver = DriverReceiver(transport)
+        receiver = DriverReceiver(transport, proxy_thread)
     try:
         receiver.start()
     except Exception as exc:
         receiver.close(5)
+        proxy_thread.stop(5)
         if started_ray:
             ray.shutdown()
         _raise_translated(exc)
@@ -217,8 +220,8 @@ def init(
         sender = ActorSender(_start_proxy(SenderProxy, f"{prefix}:sender", cfg.comm.send_resource_label,
                                           transport, cfg.comm.expose_error_trace))
     else:
-        sender = DriverSender(transport, cfg.comm.expose_error_trace)
-    job = Job(cfg, sender, receiver, started_ray, track_send=lambda ref: None)
+        sender = DriverSender(transport, cfg.comm.expose_error_trace, proxy_thread)
+    job = Job(cfg, sender, receiver, started_ray, track_send=lambda ref: None, proxy_thread=proxy_thread)
     _runtime = _Runtime(job, failure_handler or sending_failure_handler)
     set_current_job(job)
     _runtime.hooks.install()
@@ -512,6 +515,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
                 logger.warning("could not write the timeline to %s: %s", timeline_dir, exc)
         job.receiver.close(10)
         job.sender.close(10)
+        job.proxy_thread.stop(10)
     finally:
         cleanup.close()
         rt.hooks.uninstall()

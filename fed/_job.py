@@ -35,14 +35,17 @@ class Job:
         receiver: this party's receiver (fed._receiver_host: DriverReceiver or ActorReceiver).
         started_ray: True if fed.init started Ray and shutdown must stop it.
         track_send: hands each send's future to the cleanup manager.
+        proxy_thread: the loop the driver-side proxies run on (fed._loop_thread.LoopThread).
     """
 
-    def __init__(self, config: JobConfig, sender, receiver, started_ray: bool, track_send: Callable[[Any], None]):
+    def __init__(self, config: JobConfig, sender, receiver, started_ray: bool, track_send: Callable[[Any], None],
+                 proxy_thread: Any = None):
         self.config = config
         self.party = config.party
         self.peers = [p for p in config.addresses if p != config.party]
         self.sender = sender
         self.receiver = receiver
+        self.proxy_thread = proxy_thread
         self.started_ray = started_ray
         self.track_send = track_send
         # the first failure seen here (raised by fed.get, or a local task's error sent to peers)

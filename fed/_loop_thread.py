@@ -1,15 +1,18 @@
-"""An asyncio event loop running in a daemon thread of the driver."""
+"""The event loop the driver-side proxies run on, in a daemon thread of the driver."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import threading
-from typing import Coroutine
+from typing import Any, Coroutine
 
 
 class LoopThread:
     """An event loop in its own daemon thread; coroutines are handed to it from any thread.
+
+    Coroutines run in named groups (one per proxy), so that one proxy can
+    cancel what it still runs without touching the other's work.
 
     Args:
         name: the thread's name (shows in py-spy and thread dumps).
@@ -17,27 +20,41 @@ class LoopThread:
 
     def __init__(self, name: str):
         self.loop = asyncio.new_event_loop()
+        self._groups: dict[str, set[asyncio.Task]] = {}
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
-    def run(self, coro: Coroutine) -> concurrent.futures.Future:
-        """Schedule ``coro`` on the loop; returns a Future of its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def run(self, coro: Coroutine, group: str) -> concurrent.futures.Future:
+        """Schedule ``coro`` on the loop as part of ``group``; returns a Future of its result."""
+        return asyncio.run_coroutine_threadsafe(self._in_group(coro, group), self.loop)
 
-    def cancel_tasks(self, timeout_s: float) -> None:
-        """Cancel every task on the loop and wait until they ended (their Futures end cancelled)."""
-        self.run(_cancel_other_tasks()).result(timeout_s)
+    async def _in_group(self, coro: Coroutine, group: str) -> Any:
+        task = asyncio.current_task()
+        tasks = self._groups.setdefault(group, set())
+        tasks.add(task)
+        try:
+            return await coro
+        finally:
+            tasks.discard(task)
+
+    def cancel_group(self, group: str, timeout_s: float) -> None:
+        """Cancel the coroutines of ``group`` still running and wait until they ended."""
+        asyncio.run_coroutine_threadsafe(_cancel(lambda: self._groups.get(group, set())), self.loop).result(timeout_s)
 
     def stop(self, timeout_s: float) -> None:
-        """Stop the loop and wait (at most ``timeout_s``) for its thread to end."""
+        """Cancel every task left on the loop, stop it and wait (at most ``timeout_s``) for the thread."""
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel(asyncio.all_tasks), self.loop).result(timeout_s)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass  # stopped anyway below
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout_s)
         if not self._thread.is_alive():
             self.loop.close()
 
 
-async def _cancel_other_tasks() -> None:
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+async def _cancel(tasks_now) -> None:
+    tasks = [t for t in tasks_now() if t is not asyncio.current_task()]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,7 +1,8 @@
 """Where this party's receiver proxy runs: a thread of the driver, or a Ray actor.
 
-* ``DriverReceiver`` (the default) runs ``proxy.ReceiverProxy`` on an event
-  loop in a daemon thread of this process. A receive is a Future of the value
+* ``DriverReceiver`` (the default) runs ``proxy.ReceiverProxy`` on the
+  event loop of a daemon thread of this process ("silofed-proxies", shared
+  with the driver-side sender). A receive is a Future of the value
   (small) or of an ObjectRef holding it (large); calls that take it are
   submitted once it is done (fed._deferred). No Ray actor call per object.
 * ``ActorReceiver`` runs it as an async Ray actor, so that it can be pinned
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import Any
+from typing import Any, Coroutine
 
 import ray
 
@@ -33,16 +34,19 @@ _PUT_ABOVE_BYTES = 100 * 1024
 
 
 class DriverReceiver:
-    """The receiver proxy on an event loop in a daemon thread of this process.
+    """The receiver proxy on the driver's proxy event loop.
 
     Args:
         config: the transport configuration of this party.
+        thread: the loop to run on (shared with a driver-side sender).
     """
 
-    def __init__(self, config: TransportConfig):
-        self._thread = LoopThread("silofed-receiver")
-        self._run = self._thread.run
+    def __init__(self, config: TransportConfig, thread: LoopThread):
+        self._thread = thread
         self._proxy = ReceiverProxy(config)
+
+    def _run(self, coro: Coroutine) -> Future:
+        return self._thread.run(coro, "receiver")
 
     def start(self) -> str:
         """Start listening; returns the address.
@@ -83,13 +87,12 @@ class DriverReceiver:
         return self._run(self._proxy.timeline())
 
     def close(self, timeout_s: float) -> None:
-        """Stop listening, fail receives still waiting (their Futures end cancelled), stop the thread."""
-        for step in (lambda t: self._run(self._proxy.stop()).result(t), self._thread.cancel_tasks):
+        """Stop listening and fail receives still waiting (or end them cancelled)."""
+        for step in (lambda t: self._run(self._proxy.stop()).result(t), lambda t: self._thread.cancel_group("receiver", t)):
             try:
                 step(timeout_s)
             except Exception as exc:
                 logger.warning("stopping the receiver failed: %s", exc)
-        self._thread.stop(timeout_s)
 
 
 class ActorReceiver:

@@ -3,13 +3,14 @@
 Both hosts run the same ``proxy.SenderProxy`` and give the job the same
 interface, where every operation returns a ``concurrent.futures.Future``.
 
-* ``DriverSender`` (the default) runs it on an event loop in a daemon thread
-  of this process: a send is a coroutine scheduled on that loop, which awaits
-  the object in the object store and pushes it. No Ray actor call per send.
+* ``DriverSender`` (the default) runs it on the event loop of a daemon thread
+  of this process ("silofed-proxies", shared with the driver-side receiver):
+  a send is a coroutine scheduled on that loop, which awaits the object in
+  the object store and pushes it. No Ray actor call per send.
 * ``ActorSender`` runs it as an async Ray actor, so that it can be pinned to
   a gateway node (``cross_silo_comm.send_resource_label``).
 
-See reps/0050-driver-side-sender.md.
+See reps/0050-small-message-latency.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import Any, Union
+from typing import Any, Coroutine, Union
 
 import ray
 
@@ -30,17 +31,20 @@ Future = concurrent.futures.Future
 
 
 class DriverSender:
-    """The sender proxy on an event loop in a daemon thread of this process.
+    """The sender proxy on the driver's proxy event loop.
 
     Args:
         config: the transport configuration of this party.
         expose_error_trace: send failure details to peers (see SenderProxy).
+        thread: the loop to run on (shared with a driver-side receiver).
     """
 
-    def __init__(self, config: TransportConfig, expose_error_trace: bool):
-        self._thread = LoopThread("silofed-sender")
-        self._run = self._thread.run
+    def __init__(self, config: TransportConfig, expose_error_trace: bool, thread: LoopThread):
+        self._thread = thread
         self._proxy = SenderProxy(config, expose_error_trace)
+
+    def _run(self, coro: Coroutine) -> Future:
+        return self._thread.run(coro, "sender")
 
     def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future]) -> Future:
         """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
@@ -66,13 +70,12 @@ class DriverSender:
         return self._run(self._proxy.timeline())
 
     def close(self, timeout_s: float) -> None:
-        """Cancel sends still running (their futures end cancelled), close the channels, stop the thread."""
-        for step in (self._thread.cancel_tasks, lambda t: self._run(self._proxy.stop()).result(t)):
+        """Cancel sends still running (their futures end cancelled) and close the channels."""
+        for step in (lambda t: self._thread.cancel_group("sender", t), lambda t: self._run(self._proxy.stop()).result(t)):
             try:
                 step(timeout_s)
             except Exception as exc:
                 logger.warning("stopping the sender failed: %s", exc)
-        self._thread.stop(timeout_s)
 
 
 async def _value_of(ref: Union[ray.ObjectRef, Future]) -> Any:

@@ -1,0 +1,108 @@
+"""The driver-side proxy hosts (REP 0050, 0060) on one loop thread: delivery, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from fed._errors import FedTransportError, translate
+from fed._loop_thread import LoopThread
+from fed._receiver_host import DriverReceiver
+from fed._sender_host import DriverSender
+from proxy._config import TransportConfig
+from proxy.errors import TransportError
+from tests.parties.harness import free_ports
+
+
+def _cfg(addrs, party, **kw):
+    return TransportConfig(job="job", party=party, listen_address=addrs[party],
+                           peers={p: a for p, a in addrs.items() if p != party}, **kw)
+
+
+async def _value(v):
+    return v
+
+
+def _proxy_threads():
+    return [t for t in threading.enumerate() if t.name == "silofed-proxies"]
+
+
+def test_small_and_large_objects_arrive_and_close_leaves_no_thread():
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+    thread = LoopThread("silofed-proxies")  # as fed.init: both proxies share it (here alice's and bob's)
+    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob.start()
+    alice = DriverSender(_cfg(addrs, "alice", chunk_bytes=1 << 16), False, thread)
+    try:
+        big = np.arange(300_000, dtype=np.int64)  # 2.4 MB: a stream of 64 KiB chunks
+        futures = [alice.send("bob", "1", "small", _value({"w": 1.5})),
+                   alice.send("bob", "2", "big", _value(big))]
+        (small_bytes, small_error), (big_bytes, big_error) = [f.result(30) for f in futures]
+        assert not small_error and not big_error
+        assert 0 < small_bytes < 1000 and big_bytes >= big.nbytes
+        assert bob.recv("alice", "1", "small").result(30) == {"w": 1.5}
+        assert bob.stats().result(10)["from"]["alice"]["received"] == 2
+        sent = alice.stats().result(10)["bob"]
+        assert sent["sent"] == 2 and sent["failed"] == 0 and sent["sent_bytes"] > big.nbytes
+        assert alice.ping("bob").result(10) is None
+    finally:
+        alice.close(5)
+        bob.close(5)
+        thread.stop(5)
+    assert _proxy_threads() == []
+
+
+def test_closing_the_sender_leaves_the_receivers_work_alone():
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+    thread = LoopThread("silofed-proxies")
+    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob.start()
+    alice = DriverSender(_cfg(addrs, "alice"), False, thread)
+    late = DriverSender(_cfg(addrs, "alice"), False, thread)
+    try:
+        waiting = bob.recv("alice", "9", "late_value")  # posted before the sender closes
+        stuck = alice.send("bob", "1", "stuck", asyncio.Event().wait())
+        alice.close(5)
+        assert stuck.cancelled() or isinstance(stuck.exception(5), asyncio.CancelledError)
+        assert not waiting.done()
+        late.send("bob", "9", "late_value", _value(41)).result(30)
+        assert waiting.result(30) == 41
+    finally:
+        late.close(5)
+        bob.close(5)
+        thread.stop(5)
+
+
+def test_a_send_to_a_silent_peer_fails_with_a_transport_error_naming_it():
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+    thread = LoopThread("silofed-proxies")
+    alice = DriverSender(_cfg(addrs, "alice", connect_timeout_s=0.3), False, thread)
+    try:
+        future = alice.send("bob", "7", "train_step", _value(1))
+        with pytest.raises(TransportError) as info:
+            future.result(30)
+        error = translate(info.value)
+        assert isinstance(error, FedTransportError) and error.peer == "bob" and error.key == "7"
+        assert "'bob'" in str(error) and addrs["bob"] in str(error)
+        assert alice.stats().result(10)["bob"]["failed"] == 1
+        with pytest.raises(TransportError, match="'nobody' is not a party of job 'job'"):
+            alice.send("nobody", "8", "train_step", _value(1)).result(10)
+    finally:
+        alice.close(5)
+        thread.stop(5)
+
+
+def test_closing_the_receiver_fails_a_pending_receive_and_the_loop_stops():
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+    thread = LoopThread("silofed-proxies")
+    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob.start()
+    waiting = bob.recv("alice", "1", "never_sent")
+    bob.close(5)
+    with pytest.raises(TransportError, match="the receiver proxy was stopped"):
+        waiting.result(5)
+    thread.stop(5)
+    assert _proxy_threads() == []
