@@ -139,7 +139,7 @@ class Job:
         if result is None:
             refs = [None] * len(keys)
         elif isinstance(result, Future):
-            refs = [result] if num_returns == 1 else split(result, num_returns)
+            refs = [result] if num_returns == 1 else split(result, num_returns) if num_returns else []
         else:
             refs = [result] if num_returns == 1 else list(result)
         objs = [FedObject(party, key, producer, ref) for key, ref in zip(keys, refs)]

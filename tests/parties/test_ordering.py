@@ -46,6 +46,7 @@ def actor_order(party, addresses):
     log.add.remote("local-2")  # everything here: still runs after the remote one
     failed = log.add.remote(explode.party("bob").remote("no value"))
     log.add.remote("local-3")  # runs although the call before it failed
+    nothing = log.add.options(num_returns=0).remote(late.party("bob").remote("no-return", 0.5))
     order = fed.get(log.read.remote())
     try:
         fed.get(failed)
@@ -55,15 +56,17 @@ def actor_order(party, addresses):
     except ValueError:  # at bob, the task's own error
         failure = ("bob", "explode")
     leave()
-    return {"order": order, "failure": failure}
+    return {"order": order, "failure": failure, "nothing": nothing}
 
 
 def test_calls_to_an_actor_run_in_program_order_while_waiting_for_remote_data():
     run = run_parties(actor_order, ("alice", "bob"), timeout=120)
     for party in ("alice", "bob"):
         out = run.value(party)
-        assert out["order"] == ["created", "local-1", "remote", "local-2", "local-3"], party
+        assert out["order"] == ["created", "local-1", "remote", "local-2", "local-3", "no-return"], party
         assert out["failure"] == ("bob", "explode"), party
+        assert out["nothing"] is None
+    assert "exception calling callback" not in run.parties["alice"].log  # no Future callback failed
 
 
 def killed_while_created(party, addresses):
