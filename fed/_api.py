@@ -444,6 +444,18 @@ def _wait_for_sends(job: Job, cleanup: CleanupManager, timeout_s: float) -> bool
             return False
 
 
+def _tell_peers_done(job: Job) -> None:
+    """Send DONE to every peer; one attempt only to a peer that already finished or left
+    (it may still listen, waiting for the others; if it is gone, nobody waits for our DONE)."""
+    try:
+        states = job.receiver.wait_peers_finished(0.0).result(timeout=10)
+    except Exception:  # the receiver is gone: retry as usual
+        states = {}
+    futures = [job.sender.send_control(p, "done", retry_s=2.0 if states.get(p, "running") == "running" else 0.0)
+               for p in job.peers]
+    concurrent.futures.wait(futures, timeout=_CONTROL_WAIT_S)
+
+
 def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
     for peer, state in states.items():
         if state != "done":
@@ -496,8 +508,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
         if exit_on_failure and job.seen_failure is not None:
             cleanup.fail(job.seen_failure)
         if not cleanup.failing:
-            concurrent.futures.wait([job.sender.send_control(p, "done") for p in job.peers],
-                                    timeout=_CONTROL_WAIT_S)
+            _tell_peers_done(job)
             if exit_on_failure:
                 states = job.receiver.wait_peers_finished(24 * 3600.0).result()
                 peer_failure = _peer_failure(states)

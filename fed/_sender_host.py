@@ -53,9 +53,9 @@ class DriverSender:
         """
         return self._run(self._proxy.send(dst, key, producer, [_value_of(ref)]))
 
-    def send_control(self, dst: str, kind: str, cause: str = "") -> Future:
-        """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``)."""
-        return self._run(self._proxy.send_control(dst, kind, cause))
+    def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> Future:
+        """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``), retrying ``retry_s``."""
+        return self._run(self._proxy.send_control(dst, kind, cause, retry_s))
 
     def ping(self, dst: str) -> Future:
         """None if ``dst`` answers, else why not."""
@@ -114,9 +114,9 @@ class ActorSender:
         ref.add_done_callback(forward)
         return sent
 
-    def send_control(self, dst: str, kind: str, cause: str = "") -> Future:
-        """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``)."""
-        return self.handle.send_control.remote(dst, kind, cause).future()
+    def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> Future:
+        """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``), retrying ``retry_s``."""
+        return self.handle.send_control.remote(dst, kind, cause, retry_s).future()
 
     def ping(self, dst: str) -> Future:
         """None if ``dst`` answers, else why not."""
