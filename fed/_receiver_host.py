@@ -21,6 +21,7 @@ from typing import Any, Coroutine
 
 import ray
 
+from fed._actor_host import ActorHost
 from fed._loop_thread import LoopThread
 from proxy import ReceiverProxy, TransportConfig
 
@@ -95,7 +96,7 @@ class DriverReceiver:
                 logger.warning("stopping the receiver failed: %s", exc)
 
 
-class ActorReceiver:
+class ActorReceiver(ActorHost):
     """The receiver proxy as an async Ray actor (pinned with ``recv_resource_label``).
 
     Args:
@@ -103,7 +104,7 @@ class ActorReceiver:
     """
 
     def __init__(self, handle: Any):
-        self.handle = handle
+        super().__init__(handle, "receiver")
 
     def start(self) -> str:
         """Start listening; returns the address.
@@ -128,19 +129,3 @@ class ActorReceiver:
     def wait_peers_finished(self, timeout_s: float) -> Future:
         """``{peer: state}`` once every peer left or after ``timeout_s`` (ReceiverProxy.wait_peers_finished)."""
         return self.handle.wait_peers_finished.remote(timeout_s).future()
-
-    def stats(self) -> Future:
-        """Receive figures (ReceiverProxy.stats)."""
-        return self.handle.stats.remote().future()
-
-    def timeline(self) -> Future:
-        """Recorded receive events (ReceiverProxy.timeline)."""
-        return self.handle.timeline.remote().future()
-
-    def close(self, timeout_s: float) -> None:
-        """Stop listening and kill the actor."""
-        try:
-            ray.get(self.handle.stop.remote(), timeout=timeout_s)
-        except Exception as exc:
-            logger.warning("stopping the receiver proxy failed: %s", exc)
-        ray.kill(self.handle)

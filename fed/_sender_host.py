@@ -22,6 +22,7 @@ from typing import Any, Coroutine, Union
 
 import ray
 
+from fed._actor_host import ActorHost
 from fed._loop_thread import LoopThread
 from proxy import SenderProxy, TransportConfig
 
@@ -84,7 +85,7 @@ async def _value_of(ref: Union[ray.ObjectRef, Future]) -> Any:
     return await ref
 
 
-class ActorSender:
+class ActorSender(ActorHost):
     """The sender proxy as an async Ray actor (pinned with ``send_resource_label``).
 
     Args:
@@ -92,7 +93,7 @@ class ActorSender:
     """
 
     def __init__(self, handle: Any):
-        self.handle = handle
+        super().__init__(handle, "sender")
 
     def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future]) -> Future:
         """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
@@ -121,22 +122,6 @@ class ActorSender:
     def ping(self, dst: str) -> Future:
         """None if ``dst`` answers, else why not."""
         return self.handle.ping.remote(dst).future()
-
-    def stats(self) -> Future:
-        """Per-peer send figures (SenderProxy.stats)."""
-        return self.handle.stats.remote().future()
-
-    def timeline(self) -> Future:
-        """Recorded send events (SenderProxy.timeline)."""
-        return self.handle.timeline.remote().future()
-
-    def close(self, timeout_s: float) -> None:
-        """Close the channels and kill the actor."""
-        try:
-            ray.get(self.handle.stop.remote(), timeout=timeout_s)
-        except Exception as exc:
-            logger.warning("stopping the sender proxy failed: %s", exc)
-        ray.kill(self.handle)
 
 
 @ray.remote(num_cpus=0)
