@@ -122,6 +122,27 @@ def test_slow_task_is_not_a_dead_peer():
     assert run.value("alice") == run.value("bob") == 6
 
 
+def busy_driver(party, addresses):
+    join(party, addresses, config={"cross_silo_comm": {"peer_timeout_ms": 1500, "ping_interval_ms": 300}})
+    first = fed.get(plus_one.party("bob").remote(value.party("alice").remote(0)))  # alice has heard from bob
+    time.sleep(1.0)  # and pings flow
+    if party == "bob":  # bob's driver computes in Python for four peer timeouts; its receiver shares the process
+        deadline = time.monotonic() + 6.0
+        spins = 0
+        while time.monotonic() < deadline:
+            spins += sum(i * i for i in range(1000))
+    second = fed.get(plus_one.party("bob").remote(first))
+    leave()
+    return first, second
+
+
+def test_a_driver_busy_in_python_is_not_a_dead_peer():
+    """The receiver answers pings from a thread of the driver (REP 0060): busy Python code must not starve it."""
+    run = run_parties(busy_driver, ("alice", "bob"), timeout=90)
+    assert run.value("alice") == run.value("bob") == (1, 2)
+    assert "unreachable" not in run.parties["alice"].log
+
+
 def timeout_and_divergence(party, addresses):
     join(party, addresses)
     out = {}
