@@ -80,12 +80,15 @@ class Job:
             obj._ref = self.receiver.recv(obj._owner, obj._key, obj._producer)
         return obj._ref
 
-    def push(self, obj: FedObject, dst: str) -> None:
-        """Send ``obj`` (owned here) to ``dst``, at most once per destination."""
+    def push(self, obj: FedObject, dst: str, pickled: Optional[tuple] = None) -> None:
+        """Send ``obj`` (owned here) to ``dst``, at most once per destination.
+
+        ``pickled``: its value already serialized (``proxy.dumps``), if the caller has it.
+        """
         if dst in obj._sent_to:
             return
         obj._sent_to.add(dst)
-        future = self.sender.send(dst, obj._key, obj._producer, obj._ref)
+        future = self.sender.send(dst, obj._key, obj._producer, obj._ref, pickled)
         pending = self._sends_to[dst]
         pending.add(future)
         future.add_done_callback(pending.discard)

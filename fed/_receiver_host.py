@@ -23,7 +23,7 @@ import ray
 
 from fed._actor_host import ActorHost
 from fed._loop_thread import LoopThread
-from proxy import ReceiverProxy, TransportConfig
+from proxy import PendingReceive, ReceiverProxy, TransportConfig
 
 logger = logging.getLogger("silofed")
 
@@ -58,14 +58,47 @@ class DriverReceiver:
         return self._run(self._proxy.start()).result()
 
     def recv(self, src: str, key: str, producer: str) -> Future:
-        """A Future of object ``key`` from ``src``: its value, or an ObjectRef of a large one."""
-        return self._run(self._recv(src, key, producer))
+        """A Future of object ``key`` from ``src``: its value, or an ObjectRef of a large one.
 
-    async def _recv(self, src: str, key: str, producer: str) -> Any:
-        value, size = await self._proxy.recv_sized(src, key, producer)
+        The Future is resolved by a callback on the loop as the data arrives
+        (no coroutine per receive): calls waiting for it are submitted from there.
+        """
+        received: Future = Future()
+        self._thread.loop.call_soon_threadsafe(self._post, src, key, producer, received)
+        return received
+
+    def _post(self, src: str, key: str, producer: str, received: Future) -> None:
+        try:
+            pending = self._proxy.post(src, key, producer)
+        except BaseException as exc:
+            received.set_exception(exc)
+            return
+        pending.arrived.add_done_callback(lambda _: self._resolve(pending, received))
+
+    def _resolve(self, pending: PendingReceive, received: Future) -> None:
+        try:
+            value, size = self._proxy.value_of(pending)
+        except asyncio.CancelledError:
+            received.cancel()
+            return
+        except BaseException as exc:
+            received.set_exception(exc)
+            return
         if size <= _PUT_ABOVE_BYTES:
-            return value
-        return await asyncio.get_running_loop().run_in_executor(None, ray.put, value)
+            received.set_result(value)
+        else:
+            self._run(self._put(value, received))
+
+    async def _put(self, value: Any, received: Future) -> None:
+        try:
+            ref = await asyncio.get_running_loop().run_in_executor(None, ray.put, value)
+        except asyncio.CancelledError:
+            received.cancel()
+            raise
+        except BaseException as exc:
+            received.set_exception(exc)
+            return
+        received.set_result(ref)
 
     def abort(self, origin: str, cause: str) -> Future:
         """Fail every pending and future receive (ReceiverProxy.abort)."""

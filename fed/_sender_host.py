@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import Any, Coroutine, Union
+from typing import Any, Coroutine, Optional, Union
 
 import ray
 
@@ -40,6 +40,8 @@ class DriverSender:
         thread: the loop to run on (shared with a driver-side receiver).
     """
 
+    takes_pickled = True  # send() uses a value serialized by the caller
+
     def __init__(self, config: TransportConfig, expose_error_trace: bool, thread: LoopThread):
         self._thread = thread
         self._proxy = SenderProxy(config, expose_error_trace)
@@ -47,11 +49,16 @@ class DriverSender:
     def _run(self, coro: Coroutine) -> Future:
         return self._thread.run(coro, "sender")
 
-    def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future]) -> Future:
+    def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future],
+             pickled: Optional[tuple] = None) -> Future:
         """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
 
         ``ref`` may be a Future of the ObjectRef (a call still waiting for its inputs).
+        ``pickled``, if given, is the value already serialized by ``proxy.dumps``
+        (``(data, buffers)``): it is sent without waiting for Ray.
         """
+        if pickled is not None:
+            return self._run(self._proxy.send_pickled(dst, key, producer, *pickled))
         return self._run(self._proxy.send(dst, key, producer, [_value_of(ref)]))
 
     def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> Future:
@@ -92,13 +99,17 @@ class ActorSender(ActorHost):
         handle: the actor handle.
     """
 
+    takes_pickled = False  # send() reads the value from the object store
+
     def __init__(self, handle: Any):
         super().__init__(handle, "sender")
 
-    def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future]) -> Future:
+    def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future],
+             pickled: Optional[tuple] = None) -> Future:
         """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
 
         ``ref`` may be a Future of the ObjectRef (a call still waiting for its inputs).
+        ``pickled`` is ignored: the actor reads the value from its object store.
         """
         if not isinstance(ref, Future):
             return self.handle.send.remote(dst, key, producer, [ref]).future()

@@ -7,8 +7,9 @@ of :mod:`proxy.errors`, which ``fed`` translates at its boundary.
 """
 
 from proxy._config import TlsFiles, TransportConfig
-from proxy._receiver import ReceiverProxy
+from proxy._receiver import PendingReceive, ReceiverProxy
 from proxy._sender import SenderProxy
+from proxy._serialization import dumps
 from proxy.errors import (
     DivergedProducerError,
     PeerFailure,
@@ -20,6 +21,7 @@ from proxy.errors import (
 __all__ = [
     "DivergedProducerError",
     "PeerFailure",
+    "PendingReceive",
     "ReceiverProxy",
     "RemoteFailure",
     "SenderProxy",
@@ -27,4 +29,5 @@ __all__ = [
     "TransportConfig",
     "TransportError",
     "UnpicklingRefusedError",
+    "dumps",
 ]

@@ -1,8 +1,9 @@
-"""The receiver proxy: a gRPC server inside an async Ray actor.
+"""The receiver proxy: a gRPC server on an asyncio event loop.
 
-It validates each incoming stream, assembles the payload into one buffer and
-hands it to the receive table. ``recv`` returns the rebuilt object, so the
-driver gets an ObjectRef at once and the value when the data is there.
+It validates each incoming message (a Push stream of chunks, or a small
+message on a sending party's PushStream), assembles the payload into one
+buffer and hands it to the receive table. ``recv`` returns the rebuilt
+object once its data is there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import collections
 import logging
 import time
 import mmap
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -65,8 +67,27 @@ async def _next_frame(frames) -> wire.Frame | None:
         raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", f"malformed frame: {exc}") from None
 
 
+@dataclass(frozen=True)
+class PendingReceive:
+    """A receive posted with ``ReceiverProxy.post``."""
+
+    src: str
+    key: str
+    producer: str
+    wall: float  # when it was posted, time.time()
+    started: float  # the same, time.monotonic()
+    arrived: "asyncio.Future[Arrival]"
+
+
+def _parse_small(raw: bytes) -> wire.Small:
+    try:
+        return wire.Small.FromString(raw)
+    except Exception as exc:
+        raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", f"malformed message: {exc}") from None
+
+
 class ReceiverProxy:
-    """Receives objects pushed by other parties. Run as an async Ray actor.
+    """Receives objects pushed by other parties. Runs on any asyncio event loop: a driver thread or an async Ray actor.
 
     Args:
         config: the transport configuration of this party.
@@ -86,6 +107,8 @@ class ReceiverProxy:
         self._from: dict[str, list[int]] = {p: [0, 0] for p in config.peers}  # src -> [messages, bytes]
         self._events = EventLog()
         self._metrics = MetricsLoop(config.party, config.job, self._metric_snapshot, config.metrics_interval_s)
+        self._streams: set[asyncio.Task] = set()  # PushStreams being read
+        self._stopping: asyncio.Future | None = None  # done once stop() began
 
     async def start(self) -> str:
         """Start listening; returns the bound address.
@@ -96,7 +119,7 @@ class ReceiverProxy:
         options = (message_options(self._cfg.chunk_bytes) + (("grpc.so_reuseport", 0),) + SERVER_KEEPALIVE_OPTIONS
                    + tuple(self._cfg.grpc_options))
         server = grpc.aio.server(options=options)
-        add_transport_service(server, self._push, self._push_small, self._answer_ping)
+        add_transport_service(server, self._push, self._push_stream, self._answer_ping)
         address = self._cfg.listen_address
         try:
             if self._cfg.tls is None:
@@ -113,9 +136,10 @@ class ReceiverProxy:
                 "address is not local. Free the port or change this party's address in the config.",
                 peer=self._cfg.party,
             ) from cause
+        loop = asyncio.get_running_loop()
+        self._stopping = loop.create_future()
         await server.start()
         self._server = server
-        loop = asyncio.get_running_loop()
         self._liveness = PeerLiveness(self._cfg.peers, loop.time(), self._cfg.peer_timeout_s,
                                       self._cfg.connect_timeout_s)
         self._watcher = asyncio.ensure_future(self._watch_peers())
@@ -132,6 +156,7 @@ class ReceiverProxy:
             await channel.close()
         self._ping_channels.clear()
         if self._server is not None:
+            self._stopping.set_result(None)  # ends the PushStreams
             await self._server.stop(grace_s)
             self._server = None
         self._table.fail_all(TransportError("the receiver proxy was stopped", peer=self._cfg.party))
@@ -149,20 +174,38 @@ class ReceiverProxy:
         """Wait for object ``key`` from ``src``; returns its value and payload size in bytes.
 
         Raises:
+            as ``value_of``.
+        """
+        receive = self.post(src, key, producer)
+        try:
+            await receive.arrived
+        except Exception:
+            pass  # value_of records and raises it
+        return self.value_of(receive)
+
+    def post(self, src: str, key: str, producer: str) -> "PendingReceive":
+        """Ask for object ``key`` from ``src`` (on the receiver's loop); once ``arrived`` is
+        done, ``value_of`` gives the value. For callers that want a callback, not a coroutine."""
+        return PendingReceive(src, key, producer, time.time(), time.monotonic(), self._table.post(src, key))
+
+    def value_of(self, receive: "PendingReceive") -> tuple[Any, int]:
+        """The value and payload size of a receive from ``post`` whose ``arrived`` is done.
+
+        Raises:
             DivergedProducerError: ``src`` produced the key with another call.
             RemoteFailure: the producing task failed at its origin.
             PeerFailure: ``src`` (or another party) aborted the job.
             UnpicklingRefusedError: the payload is not allowed.
+            asyncio.CancelledError: the receive was cancelled.
         """
-        wall, started = time.time(), time.monotonic()
+        src, key, producer = receive.src, receive.key, receive.producer
+        waited = time.monotonic() - receive.started
         try:
-            arrival = await self._table.post(src, key)
+            arrival = receive.arrived.result()
         except BaseException as exc:
-            self._events.append(("recv", wall, time.monotonic() - started, src, key, producer, 0,
-                                 f"failed: {type(exc).__name__}"))
+            self._events.append(("recv", receive.wall, waited, src, key, producer, 0, f"failed: {type(exc).__name__}"))
             raise
-        self._events.append(("recv", wall, time.monotonic() - started, src, key, producer,
-                             len(arrival.payload), "ok"))
+        self._events.append(("recv", receive.wall, waited, src, key, producer, len(arrival.payload), "ok"))
         if arrival.producer != producer:
             raise DivergedProducerError(key, src, expected=producer, received=arrival.producer)
         view = memoryview(arrival.payload)
@@ -297,30 +340,95 @@ class ReceiverProxy:
 
         return await self._receive(context, header, payload)
 
-    async def _push_small(self, raw: bytes, context: grpc.aio.ServicerContext) -> wire.Ack:
-        small = None
+    async def _push_stream(self, requests, context: grpc.aio.ServicerContext) -> None:
+        """PushStream: a sending party's small messages, each answered by an Ack carrying its id.
 
-        async def header() -> wire.Header:
-            nonlocal small
+        A message refused is answered REFUSED (the stream goes on); one that
+        does not decode ends the stream. A message that must wait for room
+        (reps/0030) waits in a task of its own, so the ones behind it go on.
+        """
+        # The sender keeps its stream open for the whole job: when this receiver
+        # stops, the handler returns (the stream ends with OK) instead of
+        # leaving server.stop to wait out its grace period.
+        reading = asyncio.ensure_future(self._read_stream(requests, context))
+        self._streams.add(reading)
+        try:
+            await asyncio.wait((reading, self._stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._streams.discard(reading)
+            reading.cancel()
+        if not reading.cancelled() and reading.exception() is not None:
+            raise reading.exception()  # an abort: the stream ends with its status
+
+    async def _read_stream(self, requests, context: grpc.aio.ServicerContext) -> None:
+        writing = asyncio.Lock()
+        held: set[asyncio.Task] = set()
+
+        async def answer(ack: wire.Ack) -> None:
+            async with writing:
+                await context.write(ack)
+
+        async def hold(small: wire.Small, header: wire.Header, total: int, wall: float, started: float) -> None:
             try:
-                small = wire.Small.FromString(raw)
-            except Exception as exc:
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", f"malformed message: {exc}") from None
-            if not small.HasField("header"):
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "a small push must carry a header")
-            return self._checked_header(small.header)
+                ack = self._small_arrived(small, header, total, await self._admit(header, total), wall, started)
+            except _Rejected as rejected:
+                ack = self._refused(small.id, rejected)
+            await answer(ack)
 
-        async def payload(h: wire.Header, total: int) -> memoryview:
+        try:
+            async for raw in requests:
+                wall, started = time.time(), time.monotonic()
+                small = _parse_small(raw)
+                try:
+                    header, total = self._small_header(small, context)
+                    admission = self._table.admit(header.src, header.key, total, count_busy=False)
+                    if admission is Admission.BUSY and header.kind not in (wire.ABORT, wire.DONE):
+                        task = asyncio.ensure_future(hold(small, header, total, wall, started))
+                        held.add(task)
+                        task.add_done_callback(held.discard)
+                        continue
+                    if admission is Admission.BUSY:
+                        admission = Admission.WANTED  # tiny control messages are never held nor buffered
+                    ack = self._small_arrived(small, header, total, admission, wall, started)
+                except _Rejected as rejected:
+                    ack = self._refused(small.id, rejected)
+                await asyncio.sleep(0)  # let the receive's callbacks run before the answer is written
+                await answer(ack)
+        except _Rejected as rejected:  # a message that does not decode: its id is unknown
+            await self._reject(context, rejected)
+        finally:
+            for task in held:
+                task.cancel()
+
+    def _small_header(self, small: wire.Small, context: grpc.aio.ServicerContext) -> tuple[wire.Header, int]:
+        if not small.HasField("header"):
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "a small push must carry a header")
+        header = self._checked_header(small.header)
+        self._check_identity(context, header.src)
+        return header, header.pickle_size + sum(header.buffer_sizes)
+
+    def _small_arrived(self, small: wire.Small, header: wire.Header, total: int, admission: Admission,
+                       wall: float, started: float) -> wire.Ack:
+        if admission is Admission.DUPLICATE:
+            return wire.Ack(id=small.id, status=wire.DUPLICATE)
+        if admission is Admission.BUSY:
+            return wire.Ack(id=small.id, status=wire.BUSY)
+        if len(small.payload) != total:
+            self._table.release(admission, total)
             if len(small.payload) > total:
-                raise _too_much_data(h, total)
-            if len(small.payload) < total:
-                raise _truncated(h, len(small.payload), total)
-            return memoryview(small.payload)
+                raise _too_much_data(header, total)
+            raise _truncated(header, len(small.payload), total)
+        ack = self._arrived(header, admission, memoryview(small.payload), total, wall, started)
+        ack.id = small.id
+        return ack
 
-        return await self._receive(context, header, payload)
+    def _refused(self, msg_id: int, rejected: _Rejected) -> wire.Ack:
+        self._count_rejection(rejected)
+        return wire.Ack(id=msg_id, status=wire.REFUSED, code=rejected.code.value[0], reason=rejected.reason,
+                        detail=str(rejected))
 
     async def _receive(self, context: grpc.aio.ServicerContext, read_header, read_payload) -> wire.Ack:
-        """Validate, admit and deliver one pushed message (either push method)."""
+        """Validate, admit and deliver one message pushed on a Push stream."""
         wall, started = time.time(), time.monotonic()
         header = None
         admission = None
@@ -343,6 +451,11 @@ class ReceiverProxy:
             if admission is not None:
                 self._table.release(admission, total)
             raise
+        return self._arrived(header, admission, payload, total, wall, started)
+
+    def _arrived(self, header: wire.Header, admission: Admission, payload: memoryview, total: int,
+                 wall: float, started: float) -> wire.Ack:
+        """Hand a whole, admitted message to the receive table (or act on a control message)."""
         if header.kind in (wire.ABORT, wire.DONE):
             self._table.release(admission, total)
             self._control(header, bytes(payload).decode("utf-8", "replace"))
@@ -489,9 +602,12 @@ class ReceiverProxy:
                 raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
                                 f"party {self._cfg.party!r} refused a message: {why}")
 
-    async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
+    def _count_rejection(self, rejected: _Rejected) -> None:
         self._rejected[rejected.reason] += 1
         n = self._rejected[rejected.reason]
         if n <= 10 or n & (n - 1) == 0:  # a hostile peer must not flood the log
             logger.warning("rejected a message at party %s (%s #%d): %s", self._cfg.party, rejected.reason, n, rejected)
+
+    async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
+        self._count_rejection(rejected)
         await context.abort(rejected.code, str(rejected), trailing_metadata=((REASON_KEY, rejected.reason),))

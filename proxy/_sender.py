@@ -4,7 +4,8 @@ It runs on any asyncio event loop: a thread of the driver by default, or an
 async Ray actor pinned to a gateway node (reps/0050-small-message-latency.md).
 Each ``send`` awaits the object in this party's object store, serializes it
 with out-of-band buffers and streams it in bounded chunks over one
-client-streaming call, or in one unary call if it is small. Unreachable
+client-streaming call, or as one message on the peer's long-lived stream if
+it is small. Unreachable
 peers are retried with backoff until the connect timeout; a busy receiver is
 retried until it has room.
 """
@@ -24,7 +25,8 @@ from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._metrics import MetricsLoop
 from proxy._serialization import dumps, iter_chunks
-from proxy._service import (ADMITTED, PING, PROTOCOL_VERSION, PUSH, PUSH_SMALL, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
+from proxy._peer_stream import PeerStream
+from proxy._service import (ADMITTED, PING, PROTOCOL_VERSION, PUSH, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
                             keepalive_options, message_options, open_channel, serialize_frame)
 from proxy._stats import EventLog, LatencyWindow
 from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
@@ -100,6 +102,7 @@ class SenderProxy:
         self._cfg = config
         self._expose = expose_error_trace
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._streams: dict[str, PeerStream] = {}  # small messages, one long-lived call per peer
         self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self._latency: dict[str, LatencyWindow] = collections.defaultdict(LatencyWindow)
         self._events = EventLog()
@@ -129,6 +132,14 @@ class SenderProxy:
             kind, value = wire.ERROR, self._failure(exc, producer)
         data, buffers = dumps(value)
         return await self._push(dst, key, producer, kind, data, buffers), kind == wire.ERROR
+
+    async def send_pickled(self, dst: str, key: str, producer: str, data: bytes,
+                           buffers: Sequence[memoryview]) -> tuple[int, bool]:
+        """Send a value already serialized by ``proxy.dumps`` (``data`` and its buffers).
+
+        Returns and raises as ``send``.
+        """
+        return await self._push(dst, key, producer, wire.DATA, data, list(buffers)), False
 
     async def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> None:
         """Tell ``dst`` that this party aborts the job (``kind="abort"``) or finished it (``"done"``)."""
@@ -181,6 +192,9 @@ class SenderProxy:
     async def stop(self) -> None:
         """Close every channel (and export the last figures as Ray metrics)."""
         self._metrics.stop()
+        for stream in self._streams.values():
+            stream.close()
+        self._streams.clear()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
@@ -254,11 +268,13 @@ class SenderProxy:
         chunk = self._cfg.chunk_bytes
         channel = self._channel(dst)
         if total <= min(SMALL_PAYLOAD_BYTES, chunk):
-            small = wire.Small(header=header, payload=b"".join(parts)).SerializeToString()
-            call = channel.unary_unary(PUSH_SMALL, response_deserializer=wire.Ack.FromString)
+            small = wire.Small(header=header, payload=b"".join(parts))
+            stream = self._streams.get(dst)
+            if stream is None:
+                stream = self._streams[dst] = PeerStream(channel)
 
             def push():
-                return call(small)
+                return stream.push(small)
         else:
             stream = channel.stream_unary(PUSH, request_serializer=serialize_frame,
                                           response_deserializer=wire.Ack.FromString)

@@ -17,12 +17,12 @@ from proxy._identity import names_party, party_server_name
 
 SERVICE = "silofed.wire.Transport"
 PUSH = f"/{SERVICE}/Push"
-PUSH_SMALL = f"/{SERVICE}/PushSmall"
+PUSH_STREAM = f"/{SERVICE}/PushStream"
 PING = f"/{SERVICE}/Ping"
 PROTOCOL_VERSION = 2
-# Payloads up to this size (and the chunk size) go in one unary PushSmall
-# call: one gRPC round of messages instead of a stream's several. Small
-# enough that requests held by a full receiver stay bounded (reps/0030).
+# Payloads up to this size (and the chunk size) go as one Small message on
+# the long-lived PushStream (reps/0070): no call to set up per object. Small
+# enough that messages held by a full receiver stay bounded (reps/0030).
 SMALL_PAYLOAD_BYTES = 64 << 10
 # Trailing-metadata key naming why a receiver rejected a call (e.g. "wrong_job").
 REASON_KEY = "silofed-reason"
@@ -125,9 +125,9 @@ def message_options(chunk_bytes: int) -> tuple:
     )
 
 
-def add_transport_service(server: grpc.aio.Server, push, push_small, ping) -> None:
-    """Register ``push(request_iterator, context)``, ``push_small(raw_bytes, context)``
-    and ``ping(request, context)``. PushSmall requests reach the handler undecoded
+def add_transport_service(server: grpc.aio.Server, push, push_stream, ping) -> None:
+    """Register ``push(request_iterator, context)``, ``push_stream(request_iterator, context)``
+    and ``ping(request, context)``. PushStream messages reach the handler undecoded
     so that a malformed one is refused like a malformed frame."""
     handlers = {
         "Push": grpc.stream_unary_rpc_method_handler(
@@ -135,8 +135,8 @@ def add_transport_service(server: grpc.aio.Server, push, push_small, ping) -> No
             request_deserializer=parse_frame,
             response_serializer=wire.Ack.SerializeToString,
         ),
-        "PushSmall": grpc.unary_unary_rpc_method_handler(
-            push_small,
+        "PushStream": grpc.stream_stream_rpc_method_handler(
+            push_stream,
             response_serializer=wire.Ack.SerializeToString,
         ),
         "Ping": grpc.unary_unary_rpc_method_handler(

@@ -1,7 +1,7 @@
 """Hostile traffic for a receiver: a raw gRPC client that speaks the wire format badly.
 
 Used by the unit and the multi-party security tests. Every case is a list of
-raw frames (bytes) for a Push stream, or one raw request for a PushSmall call,
+raw frames (bytes) for a Push stream, or one raw Small message for a PushStream,
 and the gRPC status and ``stats()["rejected"]`` reason the receiver must answer with.
 """
 
@@ -14,7 +14,7 @@ from typing import Optional
 import grpc
 
 from proxy import _wire_pb2 as wire
-from proxy._service import PING, PROTOCOL_VERSION, PUSH, PUSH_SMALL
+from proxy._service import PING, PROTOCOL_VERSION, PUSH, PUSH_STREAM
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Case:
     frames: tuple[bytes, ...]
     code: Optional[grpc.StatusCode]  # None: any non-OK status
     reason: Optional[str]  # None: any rejection reason
-    small: bool = False  # frames is one raw PushSmall request
+    small: bool = False  # frames is one raw Small message for a PushStream
 
 
 def _frame(**kw) -> bytes:
@@ -52,7 +52,7 @@ def _cycle(builders: list, n: int, seed: int, prefix: str) -> list[Case]:
 
 
 def small_cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
-    """``n`` malformed PushSmall requests, like :func:`cases`."""
+    """``n`` malformed Small messages, like :func:`cases`."""
     S = grpc.StatusCode
     builders = [
         lambda key, rng: Case("wrong_job", _small(_head("not-" + job, src, dst, key, 1), b"x"),
@@ -112,7 +112,7 @@ def cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -
 
 
 def all_cases(job: str, src: str, dst: str, max_bytes: int, n: int, seed: int = 0) -> list[Case]:
-    """``n`` cases, two thirds Push streams and one third PushSmall requests, interleaved."""
+    """``n`` cases, two thirds Push streams and one third Small messages, interleaved."""
     streams = cases(job, src, dst, max_bytes, n - n // 3, seed)
     smalls = small_cases(job, src, dst, max_bytes, n // 3, seed)
     out = []
@@ -128,21 +128,30 @@ class RawClient:
 
     def __init__(self, channel: grpc.aio.Channel):
         self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
-        self._push_small = channel.unary_unary(PUSH_SMALL, response_deserializer=wire.Ack.FromString)
+        self._push_stream = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                                  response_deserializer=wire.Ack.FromString)
         self._ping = channel.unary_unary(PING, request_serializer=wire.PingRequest.SerializeToString,
                                          response_deserializer=wire.PingReply.FromString)
 
     async def push(self, frames: tuple[bytes, ...], timeout: float = 10,
                    small: bool = False) -> tuple[grpc.StatusCode, str]:
-        """Send one stream (or, with ``small``, the one PushSmall request in ``frames``).
+        """Send one stream (or, with ``small``, the one Small message in ``frames`` on a new PushStream).
 
-        Returns the status code and details (OK and the ack status name if accepted).
+        Returns the status code and details (OK and the ack status name if
+        accepted; for a small message refused, the code and detail of its answer).
         """
         async def gen():
             for f in frames:
                 yield f
         try:
-            ack = await (self._push_small(frames[0], timeout=timeout) if small else self._push(gen(), timeout=timeout))
+            if small:
+                call = self._push_stream(gen(), timeout=timeout)
+                ack = await call.read()
+                call.cancel()
+                if ack is grpc.aio.EOF:
+                    return grpc.StatusCode.OK, "EOF"
+                return _answer(ack)
+            ack = await self._push(gen(), timeout=timeout)
         except grpc.aio.AioRpcError as err:
             return err.code(), err.details() or ""
         return grpc.StatusCode.OK, wire.Status.Name(ack.status)
@@ -161,12 +170,25 @@ class SyncRawClient:
 
     def __init__(self, channel: grpc.Channel):
         self._push = channel.stream_unary(PUSH, request_serializer=bytes, response_deserializer=wire.Ack.FromString)
-        self._push_small = channel.unary_unary(PUSH_SMALL, response_deserializer=wire.Ack.FromString)
+        self._push_stream = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                                  response_deserializer=wire.Ack.FromString)
 
     def push(self, frames: tuple[bytes, ...], timeout: float = 10, small: bool = False) -> tuple[grpc.StatusCode, str]:
-        """Send one stream (or one PushSmall request); returns the status code and details."""
+        """Send one stream (or one Small message on a new PushStream); returns the status code and details."""
         try:
-            ack = self._push_small(frames[0], timeout=timeout) if small else self._push(iter(frames), timeout=timeout)
+            if small:
+                answers = self._push_stream(iter(frames), timeout=timeout)
+                ack = next(answers, None)
+                answers.cancel()
+                return (grpc.StatusCode.OK, "EOF") if ack is None else _answer(ack)
+            ack = self._push(iter(frames), timeout=timeout)
         except grpc.RpcError as err:
             return err.code(), err.details() or ""
         return grpc.StatusCode.OK, wire.Status.Name(ack.status)
+
+
+def _answer(ack: wire.Ack) -> tuple[grpc.StatusCode, str]:
+    """A PushStream answer as (code, details): a refusal as the status a Push would end with."""
+    if ack.status == wire.REFUSED:
+        return next(c for c in grpc.StatusCode if c.value[0] == ack.code), ack.detail
+    return grpc.StatusCode.OK, wire.Status.Name(ack.status)

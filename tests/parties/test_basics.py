@@ -293,7 +293,7 @@ def proxy_placement(party, addresses):
     proxy_actors = sorted(n.rsplit(":", 1)[1] for n in ray.util.list_named_actors() if n.startswith("silofed:"))
     a = make.party("alice").remote(20)
     b = aggregate.party("bob").remote(a, 22)
-    big = make.party("alice").remote(bytes(3 << 20))  # the stream path, not PushSmall
+    big = make.party("alice").remote(bytes(3 << 20))  # a Push stream of chunks, not the small-message stream
     value = fed.get(b)
     gateway_free = ray.available_resources().get("gateway", 0)  # the actor has started by now
     size = len(fed.get(big))

@@ -66,3 +66,26 @@ def test_fed_object_cannot_be_pickled():
 
     with pytest.raises(TypeError, match="argument of a fed call"):
         pickle.dumps(fed.FedObject("alice", "1", "f"))
+
+
+def test_fed_get_serializes_what_it_sends_before_the_program_can_change_it():
+    import threading
+
+    import numpy as np
+
+    from fed._api import _pickled
+    from proxy._serialization import loads
+
+    weights = {"w": np.arange(4.0), "step": [1]}
+    data, buffers = _pickled(weights)
+    weights["w"] += 10  # the program updates its copy right after fed.get
+    weights["step"].append(2)
+    sent = loads(data, buffers)
+    assert sent["w"].tolist() == [0.0, 1.0, 2.0, 3.0] and sent["step"] == [1]
+
+    frozen = np.arange(1 << 16, dtype=np.uint8)
+    frozen.flags.writeable = False  # as a large value comes from the object store
+    _, (view,) = _pickled(frozen)
+    assert np.shares_memory(np.frombuffer(view, np.uint8), frozen)  # not copied
+
+    assert _pickled(threading.Lock()) is None  # unpicklable: the send reports why itself

@@ -1,0 +1,158 @@
+"""Small messages on one long-lived PushStream per peer (REP 0070), in-process (no Ray)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+
+from proxy import _wire_pb2 as wire
+from proxy._config import TransportConfig
+from proxy._receiver import ReceiverProxy
+from proxy._sender import SenderProxy
+from proxy._service import PROTOCOL_VERSION, PUSH_STREAM
+from proxy.errors import TransportError
+from tests.parties.harness import free_ports
+
+
+def _addrs():
+    return {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+
+
+def _cfg(addrs, party, **kw):
+    return TransportConfig(job="job", party=party, listen_address=addrs[party],
+                           peers={p: a for p, a in addrs.items() if p != party}, **kw)
+
+
+async def _value(v):
+    return v
+
+
+def _small(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> bytes:
+    """A raw Small message from bob carrying ``None`` (pickle of None), as the sender builds it."""
+    header = wire.Header(version=PROTOCOL_VERSION, job="job", src="bob", dst=dst, key=key, producer="f",
+                         pickle_size=len(payload))
+    return wire.Small(header=header, payload=payload, id=int(key)).SerializeToString()
+
+
+def test_many_small_objects_share_one_stream_and_all_arrive():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob"))
+        try:
+            receives = [asyncio.ensure_future(alice.recv("bob", str(i), "f")) for i in range(0, 200, 2)]
+            sends = [bob.send("alice", str(i), "f", [_value({"i": i})]) for i in range(200)]
+            await asyncio.gather(*sends)
+            assert [await r for r in receives] == [{"i": i} for i in range(0, 200, 2)]
+            assert len(alice._streams) == 1  # one call carried all 200
+            sent = (await bob.stats())["alice"]
+            assert sent["sent"] == 200 and sent["duplicates"] == 0 and sent["failed"] == 0
+        finally:
+            await bob.stop()
+            await alice.stop()
+
+    asyncio.run(main())
+
+
+def test_a_refused_message_is_answered_and_the_stream_goes_on():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        channel = grpc.aio.insecure_channel(addrs["alice"])
+        try:
+            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                         response_deserializer=wire.Ack.FromString)()
+            await call.write(_small("1", dst="carol"))  # not for alice: refused
+            await call.write(_small("2"))
+            answers = {}
+            for _ in range(2):
+                ack = await call.read()
+                answers[ack.id] = ack
+            await call.done_writing()
+            assert answers[1].status == wire.REFUSED and answers[1].reason == "wrong_destination"
+            assert answers[1].code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "'carol'" in answers[1].detail
+            assert answers[2].status == wire.OK
+            assert await alice.recv("bob", "2", "f") is None
+            assert (await alice.stats())["rejected"] == {"wrong_destination": 1}
+        finally:
+            await channel.close()
+            await alice.stop()
+
+    asyncio.run(main())
+
+
+def test_a_message_waiting_for_room_does_not_hold_up_the_ones_behind_it():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice", unsolicited_budget_bytes=1024))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob"))
+        try:
+            await bob.send("alice", "1", "f", [_value(b"x" * 4000)])  # fills the budget, unsolicited
+            held = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(b"y" * 4000)]))
+            await asyncio.sleep(0.2)  # "2" is now held by the receiver, on the same stream
+            assert not held.done()
+            wanted = asyncio.ensure_future(alice.recv("bob", "3", "f"))
+            started = time.monotonic()
+            await bob.send("alice", "3", "f", [_value("posted")])
+            assert await wanted == "posted"
+            assert time.monotonic() - started < 0.5  # not behind "2", held for up to 1 s
+            assert not held.done()
+            assert await alice.recv("bob", "1", "f") == b"x" * 4000  # frees room: "2" gets in
+            await asyncio.wait_for(held, 10)
+            assert await alice.recv("bob", "2", "f") == b"y" * 4000
+            assert (await alice.stats())["peak_buffered_bytes"] <= 1024 + 4100
+        finally:
+            await bob.stop()
+            await alice.stop()
+
+    asyncio.run(main())
+
+
+def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=20))
+        try:
+            await bob.send("alice", "1", "f", [_value(1)])
+            started = time.monotonic()
+            await alice.stop(grace_s=5)
+            assert time.monotonic() - started < 2  # the open stream does not hold the stop for its grace
+            alice = ReceiverProxy(_cfg(addrs, "alice"))
+            await alice.start()
+            await bob.send("alice", "2", "f", [_value(2)])
+            assert await alice.recv("bob", "2", "f") == 2
+        finally:
+            await bob.stop()
+            await alice.stop()
+
+    asyncio.run(main())
+
+
+def test_a_message_for_a_peer_gone_for_good_fails_with_a_transport_error():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=0.5))
+        try:
+            await bob.send("alice", "1", "f", [_value(1)])
+            await alice.stop()
+            with pytest.raises(TransportError, match="'alice'"):
+                await bob.send("alice", "2", "f", [_value(2)])
+        finally:
+            await bob.stop()
+
+    asyncio.run(main())
