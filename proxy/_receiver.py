@@ -356,8 +356,9 @@ class ReceiverProxy:
             await asyncio.wait((reading, self._stopping), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._streams.discard(reading)
-            reading.cancel()
-        if not reading.cancelled() and reading.exception() is not None:
+            if not reading.done():
+                reading.cancel()
+        if reading.done() and not reading.cancelled() and reading.exception() is not None:
             raise reading.exception()  # an abort: the stream ends with its status
 
     async def _read_stream(self, requests, context: grpc.aio.ServicerContext) -> None:

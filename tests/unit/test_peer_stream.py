@@ -140,6 +140,27 @@ def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one(
     asyncio.run(main())
 
 
+def test_a_receiver_stopping_ends_an_open_stream_cleanly():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        channel = grpc.aio.insecure_channel(addrs["alice"])
+        try:
+            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                         response_deserializer=wire.Ack.FromString)()
+            await call.write(_small("1"))
+            assert (await call.read()).status == wire.OK
+            await alice.stop(grace_s=5)
+            # OK, so the sender retries elsewhere; not UNKNOWN (an error it would take as final)
+            assert await asyncio.wait_for(call.code(), 2) == grpc.StatusCode.OK
+        finally:
+            await channel.close()
+
+    asyncio.run(main())
+
+
 def test_a_message_for_a_peer_gone_for_good_fails_with_a_transport_error():
     addrs = _addrs()
 
