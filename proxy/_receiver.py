@@ -374,7 +374,10 @@ class ReceiverProxy:
                 ack = self._small_arrived(small, header, total, await self._admit(header, total), wall, started)
             except _Rejected as rejected:
                 ack = self._refused(small.id, rejected)
-            await answer(ack)
+            try:
+                await answer(ack)
+            except Exception as exc:  # the stream ended meanwhile: the sender sends it again
+                logger.debug("could not answer message %d of %s: %r", small.id, header.src, exc)
 
         try:
             async for raw in requests:
