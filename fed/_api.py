@@ -31,6 +31,7 @@ logger = logging.getLogger("silofed")
 _SHUTDOWN_WAIT_S = 60.0
 _CONTROL_WAIT_S = 5.0
 _DEPARTED_CHECK_S = 1.0  # how often fed.shutdown checks for peers that left while sends are pending
+_DONE_CHECK_S = 0.05  # how often it checks whether a peer it is still telling DONE has left meanwhile
 
 
 def _transport_config(cfg: JobConfig) -> TransportConfig:
@@ -445,12 +446,19 @@ def _write_timeline(job: Job, path: Union[str, os.PathLike]) -> int:
     return sum(1 for e in trace["traceEvents"] if e["ph"] != "M")
 
 
+def _peer_states(job: Job) -> Optional[Mapping[str, str]]:
+    """``{peer: state}`` as the receiver knows it now, or None if the receiver is gone."""
+    try:
+        return job.receiver.wait_peers_finished(0.0).result(timeout=10)
+    except Exception as exc:
+        logger.warning("could not ask the receiver which peers left: %s", exc)
+        return None
+
+
 def _drop_sends_to_departed_peers(job: Job) -> None:
     """Cancel pending sends to peers that finished, aborted or became unreachable: nobody will take them."""
-    try:
-        states = job.receiver.wait_peers_finished(0.0).result(timeout=10)
-    except Exception as exc:  # the receiver is gone: the sends run into their own timeouts
-        logger.warning("could not ask the receiver which peers left: %s", exc)
+    states = _peer_states(job)
+    if states is None:  # the sends run into their own timeouts
         return
     for peer, state in states.items():
         if state != "running":
@@ -473,14 +481,25 @@ def _wait_for_sends(job: Job, cleanup: CleanupManager, timeout_s: float) -> bool
 
 def _tell_peers_done(job: Job) -> None:
     """Send DONE to every peer; one attempt only to a peer that already finished or left
-    (it may still listen, waiting for the others; if it is gone, nobody waits for our DONE)."""
-    try:
-        states = job.receiver.wait_peers_finished(0.0).result(timeout=10)
-    except Exception:  # the receiver is gone: retry as usual
-        states = {}
-    futures = [job.sender.send_control(p, "done", retry_s=2.0 if states.get(p, "running") == "running" else 0.0)
-               for p in job.peers]
-    concurrent.futures.wait(futures, timeout=_CONTROL_WAIT_S)
+    (it may still listen, waiting for the others; if it is gone, nobody waits for our DONE).
+
+    A peer whose own DONE arrives while ours is still being retried (it left
+    before ours got through) is not retried further.
+    """
+    states = _peer_states(job) or {}
+    done = {p: job.sender.send_control(p, "done", retry_s=2.0 if states.get(p, "running") == "running" else 0.0)
+            for p in job.peers}
+    deadline = time.monotonic() + _CONTROL_WAIT_S
+    while True:
+        retrying = {p: f for p, f in done.items() if not f.done()}
+        left = deadline - time.monotonic()
+        if not retrying or left <= 0:
+            return
+        concurrent.futures.wait(list(retrying.values()), timeout=min(left, _DONE_CHECK_S))
+        states = _peer_states(job) or {}
+        for peer, future in retrying.items():
+            if states.get(peer, "running") != "running":
+                future.cancel()
 
 
 def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
