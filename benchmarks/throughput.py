@@ -7,7 +7,7 @@ bob samples its driver process, where its receiver runs (REP 0060): private
 memory (RssAnon) and the shared-memory pages it wrote into bob's object
 store (RssShmem).
 
-Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3] [--profile]
+Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class _Sampler:
         return {"anon": self.peak_anon, "shm": self.peak_shm, "sum": self.peak_sum}
 
 
-def body(party, addresses, sizes, runs, profile=False):
+def body(party, addresses, sizes, runs):
     biggest = max(sizes)
     store = max(512 << 20, min(2 * biggest + (512 << 20), biggest + (1 << 30)))
     _launch.start_ray(object_store_bytes=store)

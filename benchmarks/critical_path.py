@@ -1,0 +1,155 @@
+"""Where one iteration of the tiny-task loop spends its time, step by step.
+
+Runs the loop of ``tiny_tasks.py`` (actor at alice and at bob, aggregator at
+alice, ``fed.get`` everywhere) with timestamps at each step of its critical
+path: bob's actor call submitted and started, bob's push started, alice's
+receiver delivering it, the aggregator call submitted and started, alice's
+``fed.get`` returning, alice's push, bob's receiver delivering it, bob's
+``fed.get`` returning. All processes read the same ``CLOCK_MONOTONIC``, so
+timestamps from different parties compare directly. Prints, per step, the
+median time since bob's iteration began and since the previous step.
+
+The steps inside silofed are timed by wrapping its (private) proxy methods in
+the party processes; the numbers are for finding the slow step, not for the
+issue's targets (``tiny_tasks.py`` measures those, without instrumentation).
+
+Usage: python benchmarks/critical_path.py [--iters N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import fed  # noqa: E402
+from benchmarks import _launch  # noqa: E402
+
+now = time.monotonic_ns
+
+
+@fed.remote
+class Tiny:
+    def __init__(self):
+        self.started = []
+
+    def run(self):
+        self.started.append(now())
+
+    def times(self):
+        return self.started
+
+
+@fed.remote
+class Aggregator:
+    def __init__(self):
+        self.started = []
+
+    def aggr(self, a, b):
+        self.started.append(now())
+
+    def times(self):
+        return self.started
+
+
+def _instrument(events: list) -> None:
+    """Record (step, producer, time) from inside the proxies and Ray's actor submission."""
+    import ray.actor
+
+    import fed._receiver_host as receiver_host
+    import proxy._receive_table as receive_table
+    import proxy._sender as sender
+
+    push = sender.SenderProxy._push
+
+    async def timed_push(self, dst, key, producer, kind, *args, **kwargs):
+        if kind == 0:  # data, not the DONE at shutdown
+            events.append(("push", producer, now()))
+        return await push(self, dst, key, producer, kind, *args, **kwargs)
+
+    deliver = receive_table.ReceiveTable.deliver
+
+    def timed_deliver(self, src, key, arrival, admission):
+        events.append(("delivered", arrival.producer, now()))
+        return deliver(self, src, key, arrival, admission)
+
+    resolve = receiver_host.DriverReceiver._resolve
+
+    def timed_resolve(self, pending, received):
+        events.append(("resolved", pending.producer, now()))
+        resolve(self, pending, received)
+
+    submit = ray.actor.ActorHandle._actor_method_call
+
+    def timed_submit(self, method_name, *args, **kwargs):
+        events.append(("submit", method_name, now()))
+        return submit(self, method_name, *args, **kwargs)
+
+    sender.SenderProxy._push = timed_push
+    receive_table.ReceiveTable.deliver = timed_deliver
+    receiver_host.DriverReceiver._resolve = timed_resolve
+    ray.actor.ActorHandle._actor_method_call = timed_submit
+
+
+def loop_body(party, addresses, iters):
+    events: list = []
+    _instrument(events)
+    _launch.start_ray()
+    fed.init(addresses=addresses, party=party)
+    a, b = Tiny.party("alice").remote(), Tiny.party("bob").remote()
+    agg = Aggregator.party("alice").remote()
+    for _ in range(iters):
+        events.append(("iteration", "", now()))
+        fed.get(agg.aggr.remote(a.run.remote(), b.run.remote()))
+        events.append(("fed.get returned", "", now()))
+    started = fed.get([b.times.remote(), agg.times.remote()])
+    fed.shutdown()
+    return events, started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=2000)
+    opts = ap.parse_args()
+    res = _launch.run(loop_body, ("alice", "bob"), args=dict(iters=opts.iters))
+    (alice, (bob_run, agg_run)), (bob, _) = res["alice"]["value"], res["bob"]["value"]
+
+    def at(events, step, producer=""):
+        return [t for s, p, t in events if s == step and producer in p][: opts.iters]
+
+    steps = [
+        ("bob: iteration begins", at(bob, "iteration")),
+        ("bob: actor call submitted to Ray", at(bob, "submit", "run")),
+        ("bob: actor method starts", bob_run[: opts.iters]),
+        ("bob: push of its result starts", at(bob, "push", "Tiny.run")),
+        ("alice: receiver delivers it", at(alice, "delivered", "Tiny.run")),
+        ("alice: receive resolved", at(alice, "resolved", "Tiny.run")),
+        ("alice: aggregator call submitted", at(alice, "submit", "aggr")),
+        ("alice: aggregator starts", agg_run[: opts.iters]),
+        ("alice: fed.get returns", at(alice, "fed.get returned")),
+        ("alice: push of the aggregate starts", at(alice, "push", "Aggregator.aggr")),
+        ("bob: receiver delivers it", at(bob, "delivered", "Aggregator.aggr")),
+        ("bob: fed.get returns", at(bob, "fed.get returned")),
+    ]
+    for name, times in steps:
+        assert len(times) == opts.iters, f"{name}: {len(times)} timestamps for {opts.iters} iterations"
+    skip = opts.iters // 5  # warm-up
+    begin = steps[0][1]
+    rows = range(skip, opts.iters)
+    print(f"{'step':40s} {'since begin':>12s} {'since previous':>15s}   (medians, µs)")
+    previous = None
+    for name, times in steps:
+        since_begin = statistics.median(times[i] - begin[i] for i in rows) / 1e3
+        since_prev = "" if previous is None else f"{statistics.median(times[i] - previous[i] for i in rows) / 1e3:15.0f}"
+        print(f"{name:40s} {since_begin:12.0f} {since_prev}")
+        previous = times
+    cycle = [begin[i + 1] - begin[i] for i in range(skip, opts.iters - 1)]
+    print(f"iteration: median {statistics.median(cycle) / 1e3:.0f} µs, mean {statistics.mean(cycle) / 1e3:.0f} µs")
+
+
+if __name__ == "__main__":
+    main()
