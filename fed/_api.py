@@ -268,7 +268,7 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     # serialized, instead of each send waiting for Ray's completion callback
     # (about 0.3 ms later). Only a lone one: with several, the wait for the
     # others (perhaps computed from this one at a peer) would hold its sends.
-    send_after = len(objs) == 1 and objs[0].get_party() == job.party
+    send_after = len(objs) == 1 and objs[0].get_party() == job.party and not set(job.peers) <= objs[0]._sent_to
     local = []
     for obj in objs:
         if obj.get_party() == job.party and not send_after:
