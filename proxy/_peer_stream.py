@@ -61,11 +61,9 @@ class PeerStream:
         answered = asyncio.get_running_loop().create_future()
         pending[small.id] = answered
         try:
-            try:
-                async with self._writing:
-                    await call.write(small)
-            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-                pass  # the stream ended: the reader fails ``answered`` with why
+            # grpc.aio cancels the whole call when a write is cancelled: the write
+            # runs in its own task, so cancelling this send leaves the others alone
+            await asyncio.shield(asyncio.ensure_future(self._write(call, small)))
             ack = await answered
         finally:
             pending.pop(small.id, None)
@@ -73,6 +71,13 @@ class PeerStream:
             raise grpc.aio.AioRpcError(_CODES.get(ack.code, grpc.StatusCode.UNKNOWN), grpc.aio.Metadata(),
                                        grpc.aio.Metadata((REASON_KEY, ack.reason)), ack.detail)
         return ack
+
+    async def _write(self, call: grpc.aio.StreamStreamCall, small: wire.Small) -> None:
+        async with self._writing:
+            try:
+                await call.write(small)
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                pass  # the stream ended: the reader fails the message with why
 
     def close(self) -> None:
         """End the stream; messages still waiting for an answer fail with UNAVAILABLE."""

@@ -170,8 +170,11 @@ class ReceiveTable:
     def wait_for_change(self) -> "asyncio.Future[None]":
         """A future resolved at the next change that may turn a BUSY answer
         into an admission: a reservation given back, buffered data claimed,
-        or a receive posted. Never fails; cancel it to stop waiting."""
+        or a receive posted. Never fails; cancel it to stop waiting (cancelled
+        ones are dropped at the next call)."""
         future = asyncio.get_running_loop().create_future()
+        # a holder that timed out cancelled its future: drop those here
+        self._waiters = [w for w in self._waiters if not w.done()]
         self._waiters.append(future)
         return future
 

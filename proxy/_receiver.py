@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 import mmap
@@ -26,7 +27,7 @@ from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
 from proxy._metrics import MetricsLoop
 from proxy._stats import EventLog
-from proxy._service import ADMITTED, SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, add_transport_service, message_options, open_channel, server_credentials
+from proxy._service import ADMITTED, SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, SMALL_PAYLOAD_BYTES, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
@@ -34,6 +35,9 @@ logger = logging.getLogger("silofed.proxy")
 # How long an unsolicited message that does not fit the budget is held before
 # the receiver answers BUSY (reps/0030-flow-control.md).
 _BUSY_HOLD_S = 1.0
+# Small messages held for room per sending party; beyond it they are answered
+# BUSY at once. An honest sender has at most this many unanswered (proxy._sender).
+_MAX_HELD_PER_PEER = 256
 # Payloads from this size on are assembled in an anonymous memory mapping.
 _MMAP_FROM = 1 << 20
 
@@ -108,6 +112,7 @@ class ReceiverProxy:
         self._events = EventLog()
         self._metrics = MetricsLoop(config.party, config.job, self._metric_snapshot, config.metrics_interval_s)
         self._streams: set[asyncio.Task] = set()  # PushStreams being read
+        self._holding: collections.Counter[str] = collections.Counter()  # src -> small messages held for room
         self._stopping: asyncio.Future | None = None  # done once stop() began
 
     async def start(self) -> str:
@@ -386,13 +391,17 @@ class ReceiverProxy:
                 try:
                     header, total = self._small_header(small, context)
                     admission = self._table.admit(header.src, header.key, total, count_busy=False)
-                    if admission is Admission.BUSY and header.kind not in (wire.ABORT, wire.DONE):
+                    if admission is Admission.BUSY and header.kind in (wire.ABORT, wire.DONE):
+                        admission = Admission.WANTED  # tiny control messages are never held nor buffered
+                    elif admission is Admission.BUSY and self._holding[header.src] >= _MAX_HELD_PER_PEER:
+                        # more than an honest sender has unanswered: BUSY at once, hold nothing
+                        admission = self._table.admit(header.src, header.key, total)
+                    elif admission is Admission.BUSY:
                         task = asyncio.ensure_future(hold(small, header, total, wall, started))
                         held.add(task)
-                        task.add_done_callback(held.discard)
+                        self._holding[header.src] += 1
+                        task.add_done_callback(functools.partial(self._held_done, held, header.src))
                         continue
-                    if admission is Admission.BUSY:
-                        admission = Admission.WANTED  # tiny control messages are never held nor buffered
                     ack = self._small_arrived(small, header, total, admission, wall, started)
                 except _Rejected as rejected:
                     ack = self._refused(small.id, rejected)
@@ -404,12 +413,26 @@ class ReceiverProxy:
             for task in held:
                 task.cancel()
 
+    def _held_done(self, held: set, src: str, task: asyncio.Task) -> None:
+        held.discard(task)
+        self._holding[src] -= 1
+
     def _small_header(self, small: wire.Small, context: grpc.aio.ServicerContext) -> tuple[wire.Header, int]:
+        """The checked header of a small message and its payload size (checked before it can be held)."""
         if not small.HasField("header"):
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "a small push must carry a header")
         header = self._checked_header(small.header)
         self._check_identity(context, header.src)
-        return header, header.pickle_size + sum(header.buffer_sizes)
+        total = header.pickle_size + sum(header.buffer_sizes)
+        if len(small.payload) > total:
+            raise _too_much_data(header, total)
+        if len(small.payload) < total:
+            raise _truncated(header, len(small.payload), total)
+        if total > SMALL_PAYLOAD_BYTES:
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
+                            f"object {header.key} from {header.src!r} is {total} bytes: a PushStream message carries "
+                            f"at most {SMALL_PAYLOAD_BYTES}; larger objects go on a Push stream")
+        return header, total
 
     def _small_arrived(self, small: wire.Small, header: wire.Header, total: int, admission: Admission,
                        wall: float, started: float) -> wire.Ack:
@@ -417,11 +440,6 @@ class ReceiverProxy:
             return wire.Ack(id=small.id, status=wire.DUPLICATE)
         if admission is Admission.BUSY:
             return wire.Ack(id=small.id, status=wire.BUSY)
-        if len(small.payload) != total:
-            self._table.release(admission, total)
-            if len(small.payload) > total:
-                raise _too_much_data(header, total)
-            raise _truncated(header, len(small.payload), total)
         ack = self._arrived(header, admission, memoryview(small.payload), total, wall, started)
         ack.id = small.id
         return ack

@@ -103,6 +103,7 @@ class SenderProxy:
         self._expose = expose_error_trace
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._streams: dict[str, PeerStream] = {}  # small messages, one long-lived call per peer
+        self._stopped = False
         self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self._latency: dict[str, LatencyWindow] = collections.defaultdict(LatencyWindow)
         self._events = EventLog()
@@ -190,7 +191,9 @@ class SenderProxy:
         return {"events": self._events.snapshot(), "dropped": self._events.dropped}
 
     async def stop(self) -> None:
-        """Close every channel (and export the last figures as Ray metrics)."""
+        """Close every channel (and export the last figures as Ray metrics); sends
+        still running, and later ones, fail with a TransportError."""
+        self._stopped = True
         self._metrics.stop()
         for stream in self._streams.values():
             stream.close()
@@ -233,6 +236,10 @@ class SenderProxy:
         c = self._stats[dst]
         return c["sent"] + c["control"] + c["duplicates"] > 0
 
+    def _stopped_error(self, dst: str, key: str, producer: str) -> TransportError:
+        return TransportError(f"sending object {key} ({producer}) to party {dst!r}: the sender proxy was stopped",
+                              peer=dst, key=key)
+
     def _channel(self, dst: str) -> grpc.aio.Channel:
         channel = self._channels.get(dst)
         if channel is None:
@@ -246,6 +253,8 @@ class SenderProxy:
         return channel
 
     async def _push(self, dst, key, producer, kind, data, buffers, retry_s: Optional[float] = None) -> int:
+        if self._stopped:
+            raise self._stopped_error(dst, key, producer)
         header = wire.Header(
             version=PROTOCOL_VERSION,
             job=self._cfg.job,
@@ -296,10 +305,14 @@ class SenderProxy:
         try:
             while True:
                 tries += 1
+                if self._stopped:  # between tries: the channel is closed
+                    raise self._stopped_error(dst, key, producer)
                 try:
                     async with self._slots[dst]:
                         ack = await push()
                 except grpc.aio.AioRpcError as err:
+                    if self._stopped:
+                        raise self._stopped_error(dst, key, producer) from None
                     control = kind == wire.ABORT or kind == wire.DONE
                     if err.code() is grpc.StatusCode.CANCELLED and not control:
                         # The receiver ended the stream before reading it all: it

@@ -177,3 +177,77 @@ def test_a_message_for_a_peer_gone_for_good_fails_with_a_transport_error():
             await bob.stop()
 
     asyncio.run(main())
+
+
+def test_cancelling_one_send_leaves_the_stream_and_the_messages_behind_it_alone():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=10))
+        try:
+            await bob.send("alice", "1", "f", [_value(1)])  # the stream is open; alice has answered bob
+            dropped = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(2)]))
+            done = asyncio.ensure_future(bob.send_control("alice", "done"))
+            await asyncio.sleep(0)  # "2" is being written, DONE waits behind it
+            dropped.cancel()
+            await asyncio.wait_for(done, 10)  # not failed with the stream (a DONE is not retried)
+            assert (await alice.wait_peers_finished(1))["bob"] == "done"
+            assert (await bob.stats())["alice"]["retries"] == 0
+        finally:
+            await bob.stop()
+            await alice.stop()
+
+    asyncio.run(main())
+
+
+def test_a_peer_cannot_make_the_receiver_hold_more_than_an_honest_sender_could():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice", unsolicited_budget_bytes=1024))
+        await alice.start()
+        channel = grpc.aio.insecure_channel(addrs["alice"])
+        try:
+            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                         response_deserializer=wire.Ack.FromString)()
+            await call.write(_small("1", payload=b"\x80\x05N." + b"." * 4000))  # fills the budget
+            assert (await call.read()).status == wire.OK
+            await call.write(_small("2", payload=b"\x80\x05N." + b"." * (100 << 10)))  # over 64 KiB
+            refused = await call.read()
+            assert refused.status == wire.REFUSED and refused.reason == "malformed" and "Push stream" in refused.detail
+            for key in range(3, 303):  # 300 unsolicited messages while the budget is full
+                await call.write(_small(str(key), payload=b"\x80\x05N." + b"." * 1000))
+            started = time.monotonic()
+            busy = [await call.read() for _ in range(300 - 256)]  # the ones beyond what it may hold
+            assert time.monotonic() - started < 0.5  # answered at once, not after the 1 s hold
+            assert all(a.status == wire.BUSY for a in busy) and sorted(a.id for a in busy) == list(range(259, 303))
+            call.cancel()
+        finally:
+            await channel.close()
+            await alice.stop()
+
+    asyncio.run(main())
+
+
+def test_sends_running_when_the_sender_stops_and_later_ones_fail_with_a_transport_error():
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice", unsolicited_budget_bytes=1024))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=10))
+        try:
+            await bob.send("alice", "1", "f", [_value(b"x" * 4000)])  # fills alice's budget
+            held = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(b"y" * 4000)]))
+            await asyncio.sleep(0.2)
+            await bob.stop()
+            with pytest.raises(TransportError, match="the sender proxy was stopped"):
+                await asyncio.wait_for(held, 5)
+            with pytest.raises(TransportError, match="the sender proxy was stopped"):
+                await bob.send("alice", "3", "f", [_value(3)])
+        finally:
+            await alice.stop()
+
+    asyncio.run(main())

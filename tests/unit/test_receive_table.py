@@ -323,6 +323,21 @@ def test_wait_for_change_wakes_on_post_release_and_claim_only():
     run(body())
 
 
+def test_waits_given_up_do_not_pile_up_while_nothing_changes():
+    """A held message waits for a change, gives up after its hold time, is sent again, waits again..."""
+
+    async def body():
+        t = ReceiveTable(budget_bytes=10)
+        assert t.admit("a", "1", 10) is Admission.RESERVED
+        for _ in range(1000):
+            t.wait_for_change().cancel()  # asyncio.wait_for cancels it when the hold times out
+        live = t.wait_for_change()
+        assert len(t._waiters) <= 2  # not one per wait ever made
+        t.release(Admission.RESERVED, 10)
+        assert live.done()
+    run(body())
+
+
 def test_held_stream_is_admitted_as_soon_as_its_receive_is_posted():
     """The receiver's hold loop, in miniature: it re-admits after each change."""
 
