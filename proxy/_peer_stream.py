@@ -106,6 +106,7 @@ class PeerStream:
         finally:
             if self._call is call:
                 self._call = None
+            call.cancel()  # ended already, unless this reader itself failed
             if error is None:
                 error = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), why)
             for answered in pending.values():

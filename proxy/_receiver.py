@@ -363,8 +363,9 @@ class ReceiverProxy:
             self._streams.discard(reading)
             if not reading.done():
                 reading.cancel()
-        if reading.done() and not reading.cancelled() and reading.exception() is not None:
-            raise reading.exception()  # an abort: the stream ends with its status
+            failure = reading.exception() if reading.done() and not reading.cancelled() else None
+        if failure is not None:
+            raise failure  # an abort: the stream ends with its status
 
     async def _read_stream(self, requests, context: grpc.aio.ServicerContext) -> None:
         writing = asyncio.Lock()
