@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from typing import Optional
 
 import grpc
 import pytest
@@ -30,6 +32,35 @@ async def _value(v):
     return v
 
 
+@contextlib.asynccontextmanager
+async def _alice_and_bob(alice_kw: Optional[dict] = None, bob_kw: Optional[dict] = None):
+    """alice's receiver, listening, and bob's sender; both stopped afterwards."""
+    addrs = _addrs()
+    alice = ReceiverProxy(_cfg(addrs, "alice", **(alice_kw or {})))
+    await alice.start()
+    bob = SenderProxy(_cfg(addrs, "bob", **(bob_kw or {})))
+    try:
+        yield alice, bob
+    finally:
+        await bob.stop()
+        await alice.stop()
+
+
+@contextlib.asynccontextmanager
+async def _alice_and_raw_stream(**alice_kw):
+    """alice's receiver and a PushStream call to it that sends raw bytes (no sender proxy)."""
+    addrs = _addrs()
+    alice = ReceiverProxy(_cfg(addrs, "alice", **alice_kw))
+    await alice.start()
+    channel = grpc.aio.insecure_channel(addrs["alice"])
+    try:
+        yield alice, channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                           response_deserializer=wire.Ack.FromString)()
+    finally:
+        await channel.close()
+        await alice.stop()
+
+
 def _small(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> bytes:
     """A raw Small message from bob carrying ``None`` (pickle of None), as the sender builds it."""
     header = wire.Header(version=PROTOCOL_VERSION, job="job", src="bob", dst=dst, key=key, producer="f",
@@ -38,13 +69,8 @@ def _small(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> byte
 
 
 def test_many_small_objects_share_one_stream_and_all_arrive():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob"))
-        try:
+        async with _alice_and_bob() as (alice, bob):
             receives = [asyncio.ensure_future(alice.recv("bob", str(i), "f")) for i in range(0, 200, 2)]
             sends = [bob.send("alice", str(i), "f", [_value({"i": i})]) for i in range(200)]
             await asyncio.gather(*sends)
@@ -52,23 +78,13 @@ def test_many_small_objects_share_one_stream_and_all_arrive():
             assert len(alice._streams) == 1  # one call carried all 200
             sent = (await bob.stats())["alice"]
             assert sent["sent"] == 200 and sent["duplicates"] == 0 and sent["failed"] == 0
-        finally:
-            await bob.stop()
-            await alice.stop()
 
     asyncio.run(main())
 
 
 def test_a_refused_message_is_answered_and_the_stream_goes_on():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        channel = grpc.aio.insecure_channel(addrs["alice"])
-        try:
-            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
-                                         response_deserializer=wire.Ack.FromString)()
+        async with _alice_and_raw_stream() as (alice, call):
             await call.write(_small("1", dst="carol"))  # not for alice: refused
             await call.write(_small("2"))
             answers = {}
@@ -81,21 +97,13 @@ def test_a_refused_message_is_answered_and_the_stream_goes_on():
             assert answers[2].status == wire.OK
             assert await alice.recv("bob", "2", "f") is None
             assert (await alice.stats())["rejected"] == {"wrong_destination": 1}
-        finally:
-            await channel.close()
-            await alice.stop()
 
     asyncio.run(main())
 
 
 def test_a_message_waiting_for_room_does_not_hold_up_the_ones_behind_it():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice", unsolicited_budget_bytes=1024))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob"))
-        try:
+        async with _alice_and_bob(alice_kw={"unsolicited_budget_bytes": 1024}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(b"x" * 4000)])  # fills the budget, unsolicited
             held = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(b"y" * 4000)]))
             await asyncio.sleep(0.2)  # "2" is now held by the receiver, on the same stream
@@ -110,9 +118,6 @@ def test_a_message_waiting_for_room_does_not_hold_up_the_ones_behind_it():
             await asyncio.wait_for(held, 10)
             assert await alice.recv("bob", "2", "f") == b"y" * 4000
             assert (await alice.stats())["peak_buffered_bytes"] <= 1024 + 4100
-        finally:
-            await bob.stop()
-            await alice.stop()
 
     asyncio.run(main())
 
@@ -141,52 +146,31 @@ def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one(
 
 
 def test_a_receiver_stopping_ends_an_open_stream_cleanly():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        channel = grpc.aio.insecure_channel(addrs["alice"])
-        try:
-            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
-                                         response_deserializer=wire.Ack.FromString)()
+        async with _alice_and_raw_stream() as (alice, call):
             await call.write(_small("1"))
             assert (await call.read()).status == wire.OK
             await alice.stop(grace_s=5)
             # OK, so the sender retries elsewhere; not UNKNOWN (an error it would take as final)
             assert await asyncio.wait_for(call.code(), 2) == grpc.StatusCode.OK
-        finally:
-            await channel.close()
 
     asyncio.run(main())
 
 
 def test_a_message_for_a_peer_gone_for_good_fails_with_a_transport_error():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=0.5))
-        try:
+        async with _alice_and_bob(bob_kw={"connect_timeout_s": 0.5}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(1)])
             await alice.stop()
             with pytest.raises(TransportError, match="'alice'"):
                 await bob.send("alice", "2", "f", [_value(2)])
-        finally:
-            await bob.stop()
 
     asyncio.run(main())
 
 
 def test_cancelling_one_send_leaves_the_stream_and_the_messages_behind_it_alone():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=10))
-        try:
+        async with _alice_and_bob(bob_kw={"connect_timeout_s": 10}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(1)])  # the stream is open; alice has answered bob
             dropped = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(2)]))
             done = asyncio.ensure_future(bob.send_control("alice", "done"))
@@ -195,23 +179,13 @@ def test_cancelling_one_send_leaves_the_stream_and_the_messages_behind_it_alone(
             await asyncio.wait_for(done, 10)  # not failed with the stream (a DONE is not retried)
             assert (await alice.wait_peers_finished(1))["bob"] == "done"
             assert (await bob.stats())["alice"]["retries"] == 0
-        finally:
-            await bob.stop()
-            await alice.stop()
 
     asyncio.run(main())
 
 
 def test_a_peer_cannot_make_the_receiver_hold_more_than_an_honest_sender_could():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice", unsolicited_budget_bytes=1024))
-        await alice.start()
-        channel = grpc.aio.insecure_channel(addrs["alice"])
-        try:
-            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
-                                         response_deserializer=wire.Ack.FromString)()
+        async with _alice_and_raw_stream(unsolicited_budget_bytes=1024) as (alice, call):
             await call.write(_small("1", payload=b"\x80\x05N." + b"." * 4000))  # fills the budget
             assert (await call.read()).status == wire.OK
             await call.write(_small("2", payload=b"\x80\x05N." + b"." * (100 << 10)))  # over 64 KiB
@@ -224,21 +198,14 @@ def test_a_peer_cannot_make_the_receiver_hold_more_than_an_honest_sender_could()
             assert time.monotonic() - started < 0.5  # answered at once, not after the 1 s hold
             assert all(a.status == wire.BUSY for a in busy) and sorted(a.id for a in busy) == list(range(259, 303))
             call.cancel()
-        finally:
-            await channel.close()
-            await alice.stop()
 
     asyncio.run(main())
 
 
 def test_sends_running_when_the_sender_stops_and_later_ones_fail_with_a_transport_error():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice", unsolicited_budget_bytes=1024))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=10))
-        try:
+        async with _alice_and_bob(alice_kw={"unsolicited_budget_bytes": 1024},
+                                  bob_kw={"connect_timeout_s": 10}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(b"x" * 4000)])  # fills alice's budget
             held = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(b"y" * 4000)]))
             await asyncio.sleep(0.2)
@@ -247,7 +214,5 @@ def test_sends_running_when_the_sender_stops_and_later_ones_fail_with_a_transpor
                 await asyncio.wait_for(held, 5)
             with pytest.raises(TransportError, match="the sender proxy was stopped"):
                 await bob.send("alice", "3", "f", [_value(3)])
-        finally:
-            await alice.stop()
 
     asyncio.run(main())
