@@ -4,10 +4,10 @@ It runs on any asyncio event loop: a thread of the driver by default, or an
 async Ray actor pinned to a gateway node (reps/0050-small-message-latency.md).
 Each ``send`` awaits the object in this party's object store, serializes it
 with out-of-band buffers and streams it in bounded chunks over one
-client-streaming call, or as one message on the peer's long-lived stream if
-it is small. Unreachable
-peers are retried with backoff until the connect timeout; a busy receiver is
-retried until it has room.
+client-streaming call, or, if it is small, sends it as one message on the
+peer's long-lived stream (proxy._peer_stream). Unreachable peers are retried
+with backoff until the connect timeout; a busy receiver is retried until it
+has room.
 """
 
 from __future__ import annotations
