@@ -389,7 +389,8 @@ def stats() -> dict:
 
         A peer appears under ``"sent"`` once something was sent to it.
         Latency is the duration of a send, from the start of its push to the
-        peer's ack (retries included); ``count``, ``mean_ms`` and ``max_ms``
+        peer's ack (retries included; a small object's ack may wait up to
+        20 ms at the peer to be batched with others); ``count``, ``mean_ms`` and ``max_ms``
         cover every send, the percentiles the last ``window`` (at most 1024)
         sends, and are absent before the first one. The same figures are
         exported as Ray metrics named ``silofed_*`` (tags party, peer, job).

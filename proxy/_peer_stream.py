@@ -94,9 +94,10 @@ class PeerStream:
         why = "the stream was closed"
         try:
             async for ack in call:
-                answered = pending.get(ack.id)
-                if answered is not None and not answered.done():
-                    answered.set_result(ack)
+                for msg_id in (ack.id, *ack.more_ids):
+                    answered = pending.get(msg_id)
+                    if answered is not None and not answered.done():
+                        answered.set_result(ack)
             why = "the receiver ended the stream"
         except grpc.aio.AioRpcError as err:
             if err.code() is grpc.StatusCode.CANCELLED:  # closed here, or by a receiver that is stopping

@@ -27,6 +27,7 @@ from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
 from proxy._metrics import MetricsLoop
 from proxy._stats import EventLog
+from proxy._stream_answers import StreamAnswers
 from proxy._service import ADMITTED, SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, SMALL_PAYLOAD_BYTES, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
@@ -351,11 +352,13 @@ class ReceiverProxy:
         A message refused is answered REFUSED (the stream goes on); one that
         does not decode ends the stream. A message that must wait for room
         (reps/0030) waits in a task of its own, so the ones behind it go on.
+        OK answers are batched (proxy._stream_answers, reps/0080).
         """
+        answers = StreamAnswers(context.write)
         # The sender keeps its stream open for the whole job: when this receiver
         # stops, the handler returns (the stream ends with OK) instead of
         # leaving server.stop to wait out its grace period.
-        reading = asyncio.ensure_future(self._read_stream(requests, context))
+        reading = asyncio.ensure_future(self._read_stream(requests, context, answers))
         self._streams.add(reading)
         try:
             await asyncio.wait((reading, self._stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -364,16 +367,17 @@ class ReceiverProxy:
             if not reading.done():
                 reading.cancel()
             failure = reading.exception() if reading.done() and not reading.cancelled() else None
+            if failure is None:
+                try:  # the messages answered OK but not yet told so
+                    await answers.flush()
+                except Exception as exc:
+                    logger.debug("could not write the last answers on a stream: %r", exc)
+            answers.close()
         if failure is not None:
             raise failure  # an abort: the stream ends with its status
 
-    async def _read_stream(self, requests, context: grpc.aio.ServicerContext) -> None:
-        writing = asyncio.Lock()
+    async def _read_stream(self, requests, context: grpc.aio.ServicerContext, answers: StreamAnswers) -> None:
         held: set[asyncio.Task] = set()
-
-        async def answer(ack: wire.Ack) -> None:
-            async with writing:
-                await context.write(ack)
 
         async def hold(small: wire.Small, header: wire.Header, total: int, wall: float, started: float) -> None:
             try:
@@ -381,7 +385,7 @@ class ReceiverProxy:
             except _Rejected as rejected:
                 ack = self._refused(small.id, rejected)
             try:
-                await answer(ack)
+                await answers.answer(ack)
             except Exception as exc:  # the stream ended meanwhile: the sender sends it again
                 logger.debug("could not answer message %d of %s: %r", small.id, header.src, exc)
 
@@ -389,10 +393,12 @@ class ReceiverProxy:
             async for raw in requests:
                 wall, started = time.time(), time.monotonic()
                 small = _parse_small(raw)
+                control = False
                 try:
                     header, total = self._small_header(small, context)
+                    control = header.kind in (wire.ABORT, wire.DONE)
                     admission = self._table.admit(header.src, header.key, total, count_busy=False)
-                    if admission is Admission.BUSY and header.kind in (wire.ABORT, wire.DONE):
+                    if admission is Admission.BUSY and control:
                         admission = Admission.WANTED  # tiny control messages are never held nor buffered
                     elif admission is Admission.BUSY and self._holding[header.src] >= _MAX_HELD_PER_PEER:
                         # more than an honest sender has unanswered: BUSY at once, hold nothing
@@ -406,8 +412,8 @@ class ReceiverProxy:
                     ack = self._small_arrived(small, header, total, admission, wall, started)
                 except _Rejected as rejected:
                     ack = self._refused(small.id, rejected)
-                await asyncio.sleep(0)  # let the receive's callbacks run before the answer is written
-                await answer(ack)
+                # control messages are answered at once: a party shutting down waits for it
+                await answers.answer(ack, at_once=control)
         except _Rejected as rejected:  # a message that does not decode: its id is unknown
             await self._reject(context, rejected)
         finally:

@@ -19,7 +19,7 @@ SERVICE = "silofed.wire.Transport"
 PUSH = f"/{SERVICE}/Push"
 PUSH_STREAM = f"/{SERVICE}/PushStream"
 PING = f"/{SERVICE}/Ping"
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 # Payloads up to this size (and the chunk size) go as one Small message on
 # the long-lived PushStream (reps/0070): no call to set up per object. Small
 # enough that messages held by a full receiver stay bounded (reps/0030).
