@@ -4,6 +4,8 @@ Loop, 2 parties: an actor at alice and one at bob each return None, an
 aggregator at alice takes both, and every party ``fed.get``s the aggregate.
 Chain, 3 parties: alice -> bob -> carol, each hop a tiny task taking the
 previous result; ``fed.get`` of the last one; reported per hop.
+The loop also reports the CPU time all processes on the machine used per
+iteration (/proc/stat): steadier than wall time on a shared machine.
 
 Usage: python benchmarks/tiny_tasks.py [--iters N] [--runs R] [--no-chain] [--profile FILE]
 """
@@ -11,6 +13,7 @@ Usage: python benchmarks/tiny_tasks.py [--iters N] [--runs R] [--no-chain] [--pr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,15 +57,23 @@ def loop_body(party, addresses, iters, warmup, profile=None):
         import cProfile
         prof = cProfile.Profile()
         prof.enable()
-    t0 = time.perf_counter()
+    cpu0, t0 = _busy_cpu_s(), time.perf_counter()
     for _ in range(iters):
         one()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _busy_cpu_s() - cpu0
     if prof is not None:
         prof.disable()
         prof.dump_stats(f"{profile}.{party}")
     fed.shutdown()
-    return elapsed / iters * 1000
+    return elapsed / iters * 1000, cpu / iters * 1000
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds used so far by every process on this machine (/proc/stat; both parties run here)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:8]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def chain_body(party, addresses, iters, warmup):
@@ -94,19 +105,23 @@ def main() -> None:
     ap.add_argument("--profile", help="cProfile the measured loop into FILE.<party>")
     opts = ap.parse_args()
     loop = {"alice": [], "bob": []}
+    cpu = []
     chain = []
     for _ in range(opts.runs):
         res = _launch.run(loop_body, ("alice", "bob"),
                           args=dict(iters=opts.iters, warmup=50, profile=opts.profile))
         for p in loop:
-            loop[p].append(res[p]["value"])
-        print(f"loop run: alice {res['alice']['value']:.2f} ms/iter, bob {res['bob']['value']:.2f} ms/iter", flush=True)
+            loop[p].append(res[p]["value"][0])
+        cpu.append(res["alice"]["value"][1])
+        print(f"loop run: alice {loop['alice'][-1]:.2f} ms/iter, bob {loop['bob'][-1]:.2f} ms/iter, "
+              f"CPU {cpu[-1]:.2f} ms/iter", flush=True)
         if not opts.no_chain:
             res = _launch.run(chain_body, ("alice", "bob", "carol"), args=dict(iters=opts.iters // 2, warmup=30))
             chain.append(max(r["value"] for r in res.values()))
             print(f"chain run: {chain[-1]:.2f} ms/hop", flush=True)
     for p, v in loop.items():
         print(_launch.summary(f"tiny-task loop at {p}", v, "ms/iter"))
+    print(_launch.summary("  CPU of all processes per iteration", cpu, "ms"))
     if chain:
         print(_launch.summary("3-party chain alice->bob->carol", chain, "ms/hop"))
 
