@@ -321,11 +321,16 @@ def _local_values(objs: list[FedObject], local: list[Any], timeout: Optional[flo
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     futures = [r for r in local if isinstance(r, concurrent.futures.Future)]
-    _, not_done = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION)
+    not_done: set = set()
+    if futures:
+        _, not_done = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION)
+    # a failure (also one that ended the wait early) is raised before a timeout
     resolved = [r.result() if isinstance(r, concurrent.futures.Future) and r.done() else r for r in local]
     if not_done:
         raise _timed_out(objs, [r in not_done for r in local], timeout)
     refs = [r for r in resolved if isinstance(r, ray.ObjectRef)]
+    if not refs:
+        return resolved
     try:
         got = iter(ray.get(refs, timeout=None if deadline is None else max(0.0, deadline - time.monotonic())))
     except GetTimeoutError:
