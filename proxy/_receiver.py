@@ -43,6 +43,24 @@ _MAX_HELD_PER_PEER = 256
 _MMAP_FROM = 1 << 20
 
 
+def _assembly_buffer(size: int) -> mmap.mmap:
+    """A buffer for a large payload: a private anonymous mapping, in huge pages where the kernel allows.
+
+    The kernel hands out zero pages as they are first written (bytearray(n)
+    zero-fills every page up front, touching each twice), and with huge
+    pages it does so 512 times less often: first writes measured 2.9 GB/s
+    in 4 KiB pages and 13-17 GB/s in 2 MiB pages here, 1.9 GB/s for a
+    shared mapping (benchmarks/README.md).
+    """
+    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            buffer.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # no transparent huge pages here: 4 KiB pages then
+            pass
+    return buffer
+
+
 class _Rejected(Exception):
     def __init__(self, code: grpc.StatusCode, reason: str, message: str):
         super().__init__(message)
@@ -599,10 +617,7 @@ class ReceiverProxy:
         return h
 
     async def _read_payload(self, frames, header: wire.Header, total: int) -> memoryview:
-        # Large payloads go to an anonymous mapping: the kernel hands out zero
-        # pages as they are first written, whereas bytearray(n) zero-fills
-        # every page up front and so touches each page twice.
-        payload = memoryview(mmap.mmap(-1, total) if total >= _MMAP_FROM else bytearray(total))
+        payload = memoryview(_assembly_buffer(total) if total >= _MMAP_FROM else bytearray(total))
         view = payload
         filled = 0
         while True:
