@@ -7,7 +7,9 @@ total cost.
 Per operation, wall time and this process's CPU time:
 
 * send: one push of an already computed ``None`` (an ObjectRef) until bob
-  acknowledged it (bob has not asked for it yet: it is buffered);
+  acknowledged it (bob has not asked for it yet: it is buffered). Bob
+  answers at once here: a party batches its answers over up to 20 ms
+  (REP 0080), which would make this row time the batching, not the exchange;
 * recv: bob's receive of an object that is already there (a Future);
 * round: bob posts the receive, alice sends, bob's Future resolves.
 
@@ -31,7 +33,7 @@ from benchmarks import _launch  # noqa: E402
 from fed._loop_thread import LoopThread  # noqa: E402
 from fed._receiver_host import DriverReceiver  # noqa: E402
 from fed._sender_host import DriverSender  # noqa: E402
-from proxy import TransportConfig  # noqa: E402
+from proxy import TransportConfig, _stream_answers  # noqa: E402
 
 
 def _time(fn, iters: int) -> tuple[float, float]:
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
     opts = ap.parse_args()
+    _stream_answers.BATCH_DELAY_S = 0  # see "send" above
     addrs = _launch.free_addresses(("alice", "bob"))
     _launch.start_ray()
     thread = LoopThread("silofed-proxies")
