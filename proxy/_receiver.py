@@ -396,6 +396,7 @@ class ReceiverProxy:
 
     async def _read_stream(self, requests, context: grpc.aio.ServicerContext, answers: StreamAnswers) -> None:
         held: set[asyncio.Task] = set()
+        verified: set[str] = set()  # parties this call's TLS certificate was checked against (it cannot change)
 
         async def hold(small: wire.Small, header: wire.Header, total: int, wall: float, started: float) -> None:
             try:
@@ -413,7 +414,7 @@ class ReceiverProxy:
                 small = _parse_small(raw)
                 control = False
                 try:
-                    header, total = self._small_header(small, context)
+                    header, total = self._small_header(small, context, verified)
                     control = header.kind in (wire.ABORT, wire.DONE)
                     admission = self._table.admit(header.src, header.key, total, count_busy=False)
                     if admission is Admission.BUSY and control:
@@ -442,12 +443,15 @@ class ReceiverProxy:
         held.discard(task)
         self._holding[src] -= 1
 
-    def _small_header(self, small: wire.Small, context: grpc.aio.ServicerContext) -> tuple[wire.Header, int]:
+    def _small_header(self, small: wire.Small, context: grpc.aio.ServicerContext,
+                      verified: set[str]) -> tuple[wire.Header, int]:
         """The checked header of a small message and its payload size (checked before it can be held)."""
         if not small.HasField("header"):
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed", "a small push must carry a header")
         header = self._checked_header(small.header)
-        self._check_identity(context, header.src)
+        if header.src not in verified:
+            self._check_identity(context, header.src)
+            verified.add(header.src)
         total = header.pickle_size + sum(header.buffer_sizes)
         if len(small.payload) > total:
             raise _too_much_data(header, total)

@@ -256,3 +256,50 @@ def test_a_corrupt_payload_fails_its_receive_with_a_transport_error():
             await alice.stop()
 
     asyncio.run(main())
+
+
+def test_a_stream_checks_each_claimed_party_once_and_refuses_a_second_claim(pki, monkeypatch):
+    import proxy._receiver as receiver
+    from proxy import _wire_pb2 as wire
+    from proxy._service import PROTOCOL_VERSION, PUSH_STREAM, open_channel
+
+    addrs, tls, _ = pki
+    checks = collections.Counter()
+    check = receiver.identity_mismatch
+
+    def counted(auth_context, claimed, pinned_ca=None):
+        checks[claimed] += 1
+        return check(auth_context, claimed, pinned_ca)
+
+    monkeypatch.setattr(receiver, "identity_mismatch", counted)
+
+    def small(src: str, key: str) -> bytes:
+        header = wire.Header(version=PROTOCOL_VERSION, job="job", src=src, dst="alice", key=key, producer="f",
+                             pickle_size=4)
+        return wire.Small(header=header, payload=b"\x80\x05N.", id=int(key)).SerializeToString()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice", tls("alice")))
+        await alice.start()
+        channel = open_channel(addrs["alice"], tls("carol"), (), "alice")
+        try:
+            call = channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                         response_deserializer=wire.Ack.FromString)()
+            for key in ("1", "2", "3"):
+                await call.write(small("carol", key))
+            await call.write(small("bob", "4"))  # carol's certificate, claiming bob, on the same stream
+            answers = {}
+            while len(answers) < 4:
+                ack = await asyncio.wait_for(call.read(), 10)
+                for msg_id in (ack.id, *ack.more_ids):
+                    answers[msg_id] = ack
+            await call.done_writing()
+            assert [answers[i].status for i in (1, 2, 3)] == [wire.OK] * 3
+            assert answers[4].status == wire.REFUSED and answers[4].reason == "identity_mismatch"
+            assert checks == {"carol": 1, "bob": 1}  # once per claimed party on this stream, not per message
+            assert await alice.recv("carol", "3", "f") is None
+        finally:
+            await channel.close()
+            await alice.stop()
+
+    asyncio.run(main())
