@@ -1,4 +1,9 @@
-"""The event loop the driver-side proxies run on, in a daemon thread of the driver."""
+"""The event loop the driver-side proxies run on, in a daemon thread of the driver.
+
+The loop is uvloop's where it is installed (every platform but Windows): the
+proxies' per-message work is mostly event-loop bookkeeping (callbacks,
+futures, tasks), which uvloop does in C (reps/0100-uvloop-proxy-loop.md).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,16 @@ import asyncio
 import concurrent.futures
 import threading
 from typing import Any, Coroutine
+
+try:
+    import uvloop
+except ImportError:  # Windows: uvloop does not exist there
+    uvloop = None
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's if it is installed, else asyncio's default."""
+    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
 
 
 class LoopThread:
@@ -19,7 +34,7 @@ class LoopThread:
     """
 
     def __init__(self, name: str):
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._groups: dict[str, set[asyncio.Task]] = {}
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from fed import _loop_thread
 from fed._errors import FedTransportError, translate
 from fed._loop_thread import LoopThread
 from fed._receiver_host import DriverReceiver
@@ -30,9 +31,15 @@ def _proxy_threads():
     return [t for t in threading.enumerate() if t.name == "silofed-proxies"]
 
 
-def test_small_and_large_objects_arrive_and_close_leaves_no_thread():
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_small_and_large_objects_arrive_and_close_leaves_no_thread(event_loop, monkeypatch):
+    if event_loop == "asyncio":  # where uvloop is not installed (Windows)
+        monkeypatch.setattr(_loop_thread, "uvloop", None)
+    elif _loop_thread.uvloop is None:
+        pytest.skip("uvloop is not installed on this platform")
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")  # as fed.init: both proxies share it (here alice's and bob's)
+    assert type(thread.loop).__module__.split(".")[0] == event_loop
     bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
     bob.start()
     alice = DriverSender(_cfg(addrs, "alice", chunk_bytes=1 << 16), False, thread)
