@@ -6,11 +6,15 @@ dataclasses defined here, and failures are reported with the exception types
 of :mod:`proxy.errors`, which ``fed`` translates at its boundary.
 """
 
-from proxy._config import TlsFiles, TransportConfig
-from proxy._receiver import PendingReceive, ReceiverProxy
-from proxy._sender import SenderProxy
-from proxy._serialization import dumps
-from proxy.errors import (
+from proxy import _grpc_endpoints
+
+_grpc_endpoints.use_polling_endpoints()  # before the first import of grpc
+
+from proxy._config import TlsFiles, TransportConfig  # noqa: E402
+from proxy._receiver import PendingReceive, ReceiverProxy  # noqa: E402
+from proxy._sender import SenderProxy  # noqa: E402
+from proxy._serialization import dumps  # noqa: E402
+from proxy.errors import (  # noqa: E402
     DivergedProducerError,
     PeerFailure,
     RemoteFailure,
