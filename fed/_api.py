@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -290,10 +292,29 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
         _raise_translated(exc)
     finally:
         if send_after:  # on failure or timeout the sends wait for Ray themselves
-            for peer in job.peers:
-                job.push(objs[0], peer, pickled)
+            issued = [threading.Event() for _ in job.peers] if pickled is not None else []
+            for peer, event in itertools.zip_longest(job.peers, issued):
+                job.push(objs[0], peer, pickled, event)
+            _wait_until_issued(issued)
         job.gets.append((started, time.time() - started, len(objs), objs[0]._key if objs else "", outcome))
     return values[0] if single else values
+
+
+# How long fed.get waits at most for its sends to reach gRPC (see _wait_until_issued).
+ISSUE_WAIT_S = 0.002
+
+
+def _wait_until_issued(issued: list[threading.Event]) -> None:
+    """Wait (at most ISSUE_WAIT_S) until the proxy loop has handed each send to gRPC.
+
+    Otherwise the program, running on as soon as fed.get returns, holds the
+    interpreter lock while the loop thread waits for it to start the sends:
+    the peers, perhaps waiting for this value, would wait longer (REP 0120).
+    """
+    deadline = time.monotonic() + ISSUE_WAIT_S
+    for event in issued:
+        if not event.wait(max(0.0, deadline - time.monotonic())):
+            return
 
 
 def _pickled(value: Any) -> Optional[tuple[bytes, list]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import threading
 import time
 from typing import Any, Callable, Optional, Union
 
@@ -80,15 +81,17 @@ class Job:
             obj._ref = self.receiver.recv(obj._owner, obj._key, obj._producer)
         return obj._ref
 
-    def push(self, obj: FedObject, dst: str, pickled: Optional[tuple] = None) -> None:
+    def push(self, obj: FedObject, dst: str, pickled: Optional[tuple] = None,
+             issued: Optional[threading.Event] = None) -> None:
         """Send ``obj`` (owned here) to ``dst``, at most once per destination.
 
-        ``pickled``: its value already serialized (``proxy.dumps``), if the caller has it.
+        ``pickled``: its value already serialized (``proxy.dumps``), if the caller has it;
+        ``issued``: set once that value's first write is handed to gRPC (see DriverSender.send).
         """
         if dst in obj._sent_to:
             return
         obj._sent_to.add(dst)
-        future = self.sender.send(dst, obj._key, obj._producer, obj._ref, pickled)
+        future = self.sender.send(dst, obj._key, obj._producer, obj._ref, pickled, issued)
         pending = self._sends_to[dst]
         pending.add(future)
         future.add_done_callback(pending.discard)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from typing import Any, Coroutine, Optional, Union
 
 import ray
@@ -50,16 +51,21 @@ class DriverSender:
         return self._thread.run(coro, "sender")
 
     def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future],
-             pickled: Optional[tuple] = None) -> Future:
+             pickled: Optional[tuple] = None, issued: Optional[threading.Event] = None) -> Future:
         """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
 
         ``ref`` may be a Future of the ObjectRef (a call still waiting for its inputs).
         ``pickled``, if given, is the value already serialized by ``proxy.dumps``
-        (``(data, buffers)``): it is sent without waiting for Ray.
+        (``(data, buffers)``): it is sent without waiting for Ray, and ``issued``
+        (if given) is set once its first write is handed to gRPC or the send ended.
         """
-        if pickled is not None:
-            return self._run(self._proxy.send_pickled(dst, key, producer, *pickled))
-        return self._run(self._proxy.send(dst, key, producer, [_value_of(ref)]))
+        if pickled is None:
+            return self._run(self._proxy.send(dst, key, producer, [_value_of(ref)]))
+        on_write = None if issued is None else issued.set
+        sent = self._run(self._proxy.send_pickled(dst, key, producer, *pickled, on_write=on_write))
+        if issued is not None:
+            sent.add_done_callback(lambda _: issued.set())
+        return sent
 
     def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> Future:
         """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``), retrying ``retry_s``."""
@@ -105,11 +111,11 @@ class ActorSender(ActorHost):
         super().__init__(handle, "sender")
 
     def send(self, dst: str, key: str, producer: str, ref: Union[ray.ObjectRef, Future],
-             pickled: Optional[tuple] = None) -> Future:
+             pickled: Optional[tuple] = None, issued: Optional[threading.Event] = None) -> Future:
         """Push the value of ``ref`` (or its producer's error) to ``dst`` as ``key``.
 
         ``ref`` may be a Future of the ObjectRef (a call still waiting for its inputs).
-        ``pickled`` is ignored: the actor reads the value from its object store.
+        ``pickled`` and ``issued`` are ignored: the actor reads the value from its object store.
         """
         if not isinstance(ref, Future):
             return self.handle.send.remote(dst, key, producer, [ref]).future()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Optional
+from typing import Callable, Optional
 
 import grpc
 
@@ -44,8 +44,10 @@ class PeerStream:
         self._writing = asyncio.Lock()
         self._reader: Optional[asyncio.Task] = None
 
-    async def push(self, small: wire.Small) -> wire.Ack:
+    async def push(self, small: wire.Small, on_write: Optional[Callable[[], None]] = None) -> wire.Ack:
         """Send ``small`` (its ``id`` is set here) and wait for the receiver's answer.
+
+        ``on_write``, if given, is called on the loop as the message is handed to gRPC.
 
         Returns:
             the Ack: OK, DUPLICATE or BUSY.
@@ -63,7 +65,7 @@ class PeerStream:
         try:
             # grpc.aio cancels the whole call when a write is cancelled: the write
             # runs in its own task, so cancelling this send leaves the others alone
-            await asyncio.shield(asyncio.ensure_future(self._write(call, small)))
+            await asyncio.shield(asyncio.ensure_future(self._write(call, small, on_write)))
             ack = await answered
         finally:
             pending.pop(small.id, None)
@@ -72,9 +74,12 @@ class PeerStream:
                                        grpc.aio.Metadata((REASON_KEY, ack.reason)), ack.detail)
         return ack
 
-    async def _write(self, call: grpc.aio.StreamStreamCall, small: wire.Small) -> None:
+    async def _write(self, call: grpc.aio.StreamStreamCall, small: wire.Small,
+                     on_write: Optional[Callable[[], None]]) -> None:
         async with self._writing:
             try:
+                if on_write is not None:
+                    on_write()
                 await call.write(small)
             except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
                 pass  # the stream ended: the reader fails the message with why

@@ -17,7 +17,7 @@ import collections
 import logging
 import time
 import traceback
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import grpc
 
@@ -68,7 +68,8 @@ def _root_cause(exc: BaseException) -> BaseException:
     return next(iter_causes(exc), exc)
 
 
-async def _stream(call: grpc.aio.StreamUnaryCall, header: wire.Header, chunks) -> wire.Ack:
+async def _stream(call: grpc.aio.StreamUnaryCall, header: wire.Header, chunks,
+                  on_write: Optional[Callable[[], None]] = None) -> wire.Ack:
     """One Push: the header, then -- once the receiver admitted it -- the chunks.
 
     The receiver sends ``ADMITTED`` as initial metadata when it admits the
@@ -79,6 +80,8 @@ async def _stream(call: grpc.aio.StreamUnaryCall, header: wire.Header, chunks) -
     "INTERNAL: Internal error from Core", losing the reason.
     """
     try:
+        if on_write is not None:
+            on_write()
         await call.write(wire.Frame(header=header))
         if tuple(await call.initial_metadata() or ()) == ADMITTED:  # else it answered or refused already
             for view in chunks:
@@ -135,12 +138,15 @@ class SenderProxy:
         return await self._push(dst, key, producer, kind, data, buffers), kind == wire.ERROR
 
     async def send_pickled(self, dst: str, key: str, producer: str, data: bytes,
-                           buffers: Sequence[memoryview]) -> tuple[int, bool]:
+                           buffers: Sequence[memoryview], on_write: Optional[Callable[[], None]] = None
+                           ) -> tuple[int, bool]:
         """Send a value already serialized by ``proxy.dumps`` (``data`` and its buffers).
 
+        ``on_write``, if given, is called on the loop as the first write of the
+        push is handed to gRPC (not called if the push fails before).
         Returns and raises as ``send``.
         """
-        return await self._push(dst, key, producer, wire.DATA, data, list(buffers)), False
+        return await self._push(dst, key, producer, wire.DATA, data, list(buffers), on_write=on_write), False
 
     async def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> None:
         """Tell ``dst`` that this party aborts the job (``kind="abort"``) or finished it (``"done"``)."""
@@ -252,7 +258,8 @@ class SenderProxy:
             self._channels[dst] = channel
         return channel
 
-    async def _push(self, dst, key, producer, kind, data, buffers, retry_s: Optional[float] = None) -> int:
+    async def _push(self, dst, key, producer, kind, data, buffers, retry_s: Optional[float] = None,
+                    on_write: Optional[Callable[[], None]] = None) -> int:
         if self._stopped:
             raise self._stopped_error(dst, key, producer)
         header = wire.Header(
@@ -283,13 +290,13 @@ class SenderProxy:
                 stream = self._streams[dst] = PeerStream(channel)
 
             def push():
-                return stream.push(small)
+                return stream.push(small, on_write)
         else:
             stream = channel.stream_unary(PUSH, request_serializer=serialize_frame,
                                           response_deserializer=wire.Ack.FromString)
 
             async def push():
-                return await _stream(stream(), header, iter_chunks(parts, chunk))
+                return await _stream(stream(), header, iter_chunks(parts, chunk), on_write)
         stats = self._stats[dst]
         if not self._metrics_started:
             self._metrics_started = True

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from fed import _loop_thread
+from fed import _api, _loop_thread
 from fed._errors import FedTransportError, translate
 from fed._loop_thread import LoopThread
 from fed._receiver_host import DriverReceiver
 from fed._sender_host import DriverSender
+from proxy import _stream_answers, dumps
 from proxy._config import TransportConfig
 from proxy.errors import TransportError
 from tests.parties.harness import free_ports
@@ -113,3 +115,41 @@ def test_closing_the_receiver_fails_a_pending_receive_and_the_loop_stops():
         waiting.result(5)
     thread.stop(5)
     assert _proxy_threads() == []
+
+
+def test_a_pickled_send_reports_its_write_handed_to_grpc_before_the_answer(monkeypatch):
+    monkeypatch.setattr(_stream_answers, "BATCH_DELAY_S", 5.0)  # bob answers 5 s after delivery (or at close)
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+    thread = LoopThread("silofed-proxies")
+    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob.start()
+    alice = DriverSender(_cfg(addrs, "alice"), False, thread)
+    try:
+        issued = threading.Event()
+        sent = alice.send("bob", "1", "weights", None, dumps({"w": 2}), issued)
+        assert issued.wait(10)
+        assert bob.recv("alice", "1", "weights").result(10) == {"w": 2}
+        assert not sent.done()  # written and delivered, not yet answered
+        refused = threading.Event()
+        failed = alice.send("nobody", "2", "weights", None, dumps(1), refused)
+        with pytest.raises(TransportError):
+            failed.result(10)
+        assert refused.wait(1)  # a send failing before any write releases the waiter too
+    finally:
+        bob.close(5)  # writes the answers it holds
+        assert sent.result(10)[0] > 0
+        alice.close(5)
+        thread.stop(5)
+
+
+def test_fed_get_waits_for_its_sends_to_be_issued_at_most_a_bounded_time():
+    never = [threading.Event(), threading.Event()]
+    started = time.monotonic()
+    _api._wait_until_issued(never)
+    waited = time.monotonic() - started
+    assert _api.ISSUE_WAIT_S <= waited < _api.ISSUE_WAIT_S + 0.5  # a send that never starts holds no one up
+    done = threading.Event()
+    done.set()
+    started = time.monotonic()
+    _api._wait_until_issued([done])
+    assert time.monotonic() - started < _api.ISSUE_WAIT_S
