@@ -241,7 +241,9 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     """The values of FedObjects, at every party.
 
     Every party must call it for the same objects: the owner of each object
-    sends it to every other party, then all return the same values.
+    sends it to every other party, then all return the same values. A lone
+    object owned here returns once its sends are handed to gRPC (at most
+    2 ms more; it does not wait for the peers' answers).
 
     Args:
         fed_objects: one FedObject or a list of them.
