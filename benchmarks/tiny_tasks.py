@@ -5,7 +5,10 @@ aggregator at alice takes both, and every party ``fed.get``s the aggregate.
 Chain, 3 parties: alice -> bob -> carol, each hop a tiny task taking the
 previous result; ``fed.get`` of the last one; reported per hop.
 The loop also reports the CPU time all processes on the machine used per
-iteration (/proc/stat): steadier than wall time on a shared machine.
+iteration (/proc/stat): steadier than wall time on a shared machine; and the
+median and 90th percentile of single iterations at alice, which show how much
+of the mean is a tail (a full garbage collection, a busy neighbour). The
+figure for the target is the mean per run (total time / iterations).
 
 Usage: python benchmarks/tiny_tasks.py [--iters N] [--runs R] [--no-chain] [--profile FILE]
 """
@@ -57,15 +60,19 @@ def loop_body(party, addresses, iters, warmup, profile=None):
         import cProfile
         prof = cProfile.Profile()
         prof.enable()
+    each = []
     cpu0, t0 = _busy_cpu_s(), time.perf_counter()
     for _ in range(iters):
+        started = time.perf_counter()
         one()
+        each.append(time.perf_counter() - started)
     elapsed, cpu = time.perf_counter() - t0, _busy_cpu_s() - cpu0
     if prof is not None:
         prof.disable()
         prof.dump_stats(f"{profile}.{party}")
     fed.shutdown()
-    return elapsed / iters * 1000, cpu / iters * 1000
+    each.sort()
+    return elapsed / iters * 1000, cpu / iters * 1000, each[len(each) // 2] * 1000, each[len(each) * 9 // 10] * 1000
 
 
 def _busy_cpu_s() -> float:
@@ -106,15 +113,19 @@ def main() -> None:
     opts = ap.parse_args()
     loop = {"alice": [], "bob": []}
     cpu = []
+    p50, p90 = [], []
     chain = []
     for _ in range(opts.runs):
         res = _launch.run(loop_body, ("alice", "bob"),
                           args=dict(iters=opts.iters, warmup=50, profile=opts.profile))
         for p in loop:
             loop[p].append(res[p]["value"][0])
-        cpu.append(res["alice"]["value"][1])
+        _, used, median, tail = res["alice"]["value"]
+        cpu.append(used)
+        p50.append(median)
+        p90.append(tail)
         print(f"loop run: alice {loop['alice'][-1]:.2f} ms/iter, bob {loop['bob'][-1]:.2f} ms/iter, "
-              f"CPU {cpu[-1]:.2f} ms/iter", flush=True)
+              f"CPU {used:.2f} ms/iter, single iterations at alice p50 {median:.2f} p90 {tail:.2f} ms", flush=True)
         if not opts.no_chain:
             res = _launch.run(chain_body, ("alice", "bob", "carol"), args=dict(iters=opts.iters // 2, warmup=30))
             chain.append(max(r["value"] for r in res.values()))
@@ -122,6 +133,8 @@ def main() -> None:
     for p, v in loop.items():
         print(_launch.summary(f"tiny-task loop at {p}", v, "ms/iter"))
     print(_launch.summary("  CPU of all processes per iteration", cpu, "ms"))
+    print(_launch.summary("  single iterations at alice, p50", p50, "ms"))
+    print(_launch.summary("  single iterations at alice, p90", p90, "ms"))
     if chain:
         print(_launch.summary("3-party chain alice->bob->carol", chain, "ms/hop"))
 
