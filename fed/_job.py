@@ -141,7 +141,7 @@ class Job:
         keys = [str(seq)] if num_returns == 1 else [f"{seq}#{i}" for i in range(num_returns)]
         start = time.time()
         result = self.dispatch(party, submit, args, kwargs, lane)
-        self.calls.append((start, time.time() - start, seq, party, producer, keys))
+        self.calls.append((start, time.time() - start, seq, party, producer, tuple(keys)))  # atomic: untracked by gc
         if result is None:
             refs = [None] * len(keys)
         elif isinstance(result, Future):
