@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import logging
 import os
 import sys
@@ -294,10 +293,14 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
         _raise_translated(exc)
     finally:
         if send_after:  # on failure or timeout the sends wait for Ray themselves
-            issued = [threading.Event() for _ in job.peers] if pickled is not None else []
-            for peer, event in itertools.zip_longest(job.peers, issued):
-                job.push(objs[0], peer, pickled, event)
-            _wait_until_issued(issued)
+            waiting = []
+            for peer in job.peers:
+                # a peer it was sent to before (as a call's argument) gets nothing now
+                issued = threading.Event() if pickled is not None and peer not in objs[0]._sent_to else None
+                job.push(objs[0], peer, pickled, issued)
+                if issued is not None:
+                    waiting.append(issued)
+            _wait_until_issued(waiting)
         job.gets.append((started, time.time() - started, len(objs), objs[0]._key if objs else "", outcome))
     return values[0] if single else values
 

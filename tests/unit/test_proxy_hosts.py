@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -153,3 +154,42 @@ def test_fed_get_waits_for_its_sends_to_be_issued_at_most_a_bounded_time():
     started = time.monotonic()
     _api._wait_until_issued([done])
     assert time.monotonic() - started < _api.ISSUE_WAIT_S
+
+
+class _JobSendingOwnValue:
+    """The parts of fed._job.Job that fed.get uses for a value owned here (no Ray: the value is a done Future)."""
+
+    def __init__(self, value):
+        from fed._config import load_job_config
+        from fed._object import FedObject
+        from proxy._stats import EventLog
+
+        self.config = load_job_config(party="alice", addresses={"alice": "127.0.0.1:1", "bob": "127.0.0.1:2",
+                                                                "carol": "127.0.0.1:3"})
+        self.party, self.peers = "alice", ["bob", "carol"]
+        self.sender = DriverSender.__new__(DriverSender)  # only its takes_pickled is read
+        self.gets = EventLog()
+        done = concurrent.futures.Future()
+        done.set_result(value)
+        self.obj = FedObject("alice", "3", "train_step", done)
+        self.pushed = {}
+
+    def local_ref(self, obj):
+        return obj._ref
+
+    def push(self, obj, dst, pickled=None, issued=None):
+        self.pushed[dst] = (pickled, issued)
+        if dst in obj._sent_to:  # as Job.push: at most once per destination
+            return
+        obj._sent_to.add(dst)
+        issued.set()  # as the proxy thread does once the write is handed to gRPC
+
+
+def test_fed_get_waits_only_for_sends_it_starts(monkeypatch):
+    job = _JobSendingOwnValue({"w": 3})
+    job.obj._sent_to.add("bob")  # sent to bob before, as an argument of a call there
+    monkeypatch.setattr(_api, "current_job", lambda: job)
+    assert _api.get(job.obj) == {"w": 3}
+    assert job.pushed["bob"][1] is None  # bob is not sent it again: no event that nobody would set
+    pickled, issued = job.pushed["carol"]
+    assert pickled is not None and issued.is_set()
