@@ -47,12 +47,21 @@ _MAX_STREAMS_PER_PEER = 256
 
 
 def _retryable(err: grpc.aio.AioRpcError) -> bool:
-    """Worth retrying until the connect timeout: the peer is not up yet, or its
-    address still serves the previous job of a process running jobs one after another."""
+    """Worth retrying until the connect timeout: the peer is not up yet, its
+    address still serves the previous job of a process running jobs one after
+    another, or the stream broke under a write.
+
+    A write on a stream the peer's server dropped (it stopped, say) fails with
+    gRPC's own "INTERNAL: Internal error from Core", without a reason from our
+    receiver, whose refusals always carry one. The message may or may not have
+    arrived; sent again, the receiver answers DUPLICATE if it had.
+    """
     if err.code() == grpc.StatusCode.UNAVAILABLE:
         return True
-    reasons = dict(err.trailing_metadata() or ())
-    return reasons.get(REASON_KEY) == "wrong_job"
+    reason = dict(err.trailing_metadata() or ()).get(REASON_KEY)
+    if err.code() == grpc.StatusCode.INTERNAL and reason is None:
+        return True
+    return reason == "wrong_job"
 
 
 def _find_forwarded_failure(exc: BaseException) -> Optional[Exception]:

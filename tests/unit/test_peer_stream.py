@@ -12,6 +12,7 @@ import pytest
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
+from proxy._peer_stream import PeerStream
 from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
 from proxy._service import PROTOCOL_VERSION, PUSH_STREAM
@@ -214,5 +215,77 @@ def test_sends_running_when_the_sender_stops_and_later_ones_fail_with_a_transpor
                 await asyncio.wait_for(held, 5)
             with pytest.raises(TransportError, match="the sender proxy was stopped"):
                 await bob.send("alice", "3", "f", [_value(3)])
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("payload_bytes", [100, 1 << 20], ids=["stream", "push"])
+def test_a_send_whose_stream_broke_under_its_write_is_sent_again(monkeypatch, payload_bytes):
+    """gRPC fails a write on a stream the peer's server dropped with its own "INTERNAL: Internal
+    error from Core" (no reason from the receiver): the sender tries again, the receiver keeps one copy."""
+    import proxy._sender as sender_module
+    broke = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                 "Internal error from Core")
+    real_push, real_stream = PeerStream.push, sender_module._stream
+    failed = []
+
+    async def push_then_break(self, small, on_write=None):
+        ack = await real_push(self, small, on_write)
+        if not failed:
+            failed.append(small.header.key)
+            raise broke  # arrived, but the sender cannot know
+        return ack
+
+    async def stream_then_break(call, header, chunks, on_write=None):
+        ack = await real_stream(call, header, chunks, on_write)
+        if not failed:
+            failed.append(header.key)
+            raise broke
+        return ack
+
+    monkeypatch.setattr(PeerStream, "push", push_then_break)
+    monkeypatch.setattr(sender_module, "_stream", stream_then_break)
+
+    async def main():
+        async with _alice_and_bob() as (alice, bob):
+            await bob.send("alice", "1", "f", [_value(b"x" * payload_bytes)])
+            assert await alice.recv("bob", "1", "f") == b"x" * payload_bytes
+            sent = (await bob.stats())["alice"]
+            assert failed == ["1"] and sent["retries"] == 1 and sent["duplicates"] == 1 and sent["failed"] == 0
+
+    asyncio.run(main())
+
+
+def test_a_refusal_is_not_mistaken_for_a_broken_stream():
+    """A receiver's refusal always names its reason; INTERNAL with one is final, not retried."""
+    from proxy._sender import _retryable
+    from proxy._service import REASON_KEY
+    refused = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(),
+                                   grpc.aio.Metadata((REASON_KEY, "malformed")), "refused")
+    broken = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                  "Internal error from Core")
+    assert not _retryable(refused) and _retryable(broken)
+
+
+def test_sends_in_flight_while_the_receiver_restarts_all_complete():
+    """Writes racing with the receiver's server stopping (gRPC fails some with INTERNAL) are retried."""
+    addrs = _addrs()
+
+    async def main():
+        alice = ReceiverProxy(_cfg(addrs, "alice"))
+        await alice.start()
+        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=20))
+        try:
+            sends = [asyncio.ensure_future(bob.send("alice", str(i), "f", [_value(b"x" * 50_000)]))
+                     for i in range(300)]
+            await alice.recv("bob", "0", "f")
+            await alice.stop(grace_s=0)
+            alice = ReceiverProxy(_cfg(addrs, "alice"))
+            await alice.start()
+            await asyncio.wait_for(asyncio.gather(*sends), 30)
+            assert (await bob.stats())["alice"]["failed"] == 0
+        finally:
+            await bob.stop()
+            await alice.stop()
 
     asyncio.run(main())
