@@ -4,6 +4,11 @@ Plain state with no I/O, so it can be tested exhaustively. A message is keyed
 by ``(src, key)``. Either side may come first: a receive posted before the data
 waits on a future; data arriving before its receive is buffered, counted
 against the unsolicited-bytes budget until the receive claims it.
+
+The table remembers what it received, to answer a sender's retry DUPLICATE.
+A numbered message (``seq`` > 0: 1, 2, ... per sender) is remembered in
+O(1) memory once the numbers before it arrived (reps/0130); an unnumbered
+one by its key, for the life of the table.
 """
 
 from __future__ import annotations
@@ -41,6 +46,28 @@ class _Slot:
     arrival: Optional[Arrival] = None
 
 
+class _SeenNumbers:
+    """The sequence numbers received from one sender: all up to ``through``, and those above it."""
+
+    __slots__ = ("through", "above")
+
+    def __init__(self) -> None:
+        self.through = 0
+        self.above: set[int] = set()
+
+    def __contains__(self, seq: int) -> bool:
+        return seq <= self.through or seq in self.above
+
+    def add(self, seq: int) -> None:
+        if seq != self.through + 1:
+            self.above.add(seq)
+            return
+        self.through = seq
+        while self.through + 1 in self.above:
+            self.through += 1
+            self.above.remove(self.through)
+
+
 @dataclass
 class TableStats:
     """Counters of the receive table."""
@@ -65,13 +92,14 @@ class ReceiveTable:
         self.budget_bytes = budget_bytes
         self.stats = TableStats()
         self._slots: dict[tuple[str, str], _Slot] = {}
-        self._seen: set[tuple[str, str]] = set()
+        self._seen_keys: set[tuple[str, str]] = set()
+        self._seen_numbers: dict[str, _SeenNumbers] = {}
         self._reserved = 0
         self._failure: Optional[BaseException] = None
         self._failed_sources: dict[str, BaseException] = {}
         self._waiters: list[asyncio.Future] = []
 
-    def admit(self, src: str, key: str, nbytes: int, count_busy: bool = True) -> Admission:
+    def admit(self, src: str, key: str, nbytes: int, count_busy: bool = True, seq: int = 0) -> Admission:
         """Decide whether a message announced by its header may stream in.
 
         A message whose receive is posted is always admitted. Otherwise it is
@@ -79,9 +107,10 @@ class ReceiveTable:
         buffer always admits one message, so a message larger than the budget
         still makes progress); its bytes are then reserved until ``deliver``
         or ``release``. ``count_busy=False`` does not count a BUSY answer in
-        the stats (for a receiver that asks again before it replies).
+        the stats (for a receiver that asks again before it replies). ``seq``
+        is the message's number from its header (0: not numbered).
         """
-        if (src, key) in self._seen:
+        if self._was_received(src, key, seq):
             self.stats.duplicates += 1
             return Admission.DUPLICATE
         slot = self._slots.get((src, key))
@@ -102,14 +131,17 @@ class ReceiveTable:
             self._reserved -= nbytes
             self._wake()
 
-    def deliver(self, src: str, key: str, arrival: Arrival, admission: Admission) -> bool:
+    def deliver(self, src: str, key: str, arrival: Arrival, admission: Admission, seq: int = 0) -> bool:
         """Record an arrived message. Returns False if it is a duplicate."""
         nbytes = len(arrival.payload)
         self.release(admission, nbytes)
-        if (src, key) in self._seen:
+        if self._was_received(src, key, seq):
             self.stats.duplicates += 1
             return False
-        self._seen.add((src, key))
+        if seq:
+            self._seen_numbers.setdefault(src, _SeenNumbers()).add(seq)
+        else:
+            self._seen_keys.add((src, key))
         self.stats.received += 1
         self.stats.received_bytes += nbytes
         slot = self._slots.setdefault((src, key), _Slot())
@@ -149,6 +181,11 @@ class ReceiveTable:
         slot.future = future
         return future
 
+    def remembered(self) -> int:
+        """How many received messages the table remembers one by one (numbered
+        ones that arrived ahead of an earlier number, and unnumbered ones)."""
+        return len(self._seen_keys) + sum(len(n.above) for n in self._seen_numbers.values())
+
     def fail_all(self, error: BaseException) -> None:
         """Fail every pending and every future receive (of data not yet arrived) with ``error``."""
         if self._failure is None:
@@ -177,6 +214,12 @@ class ReceiveTable:
         self._waiters = [w for w in self._waiters if not w.done()]
         self._waiters.append(future)
         return future
+
+    def _was_received(self, src: str, key: str, seq: int) -> bool:
+        if seq:
+            numbers = self._seen_numbers.get(src)
+            return numbers is not None and seq in numbers
+        return (src, key) in self._seen_keys
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []

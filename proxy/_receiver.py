@@ -416,12 +416,12 @@ class ReceiverProxy:
                 try:
                     header, total = self._small_header(small, context, verified)
                     control = header.kind in (wire.ABORT, wire.DONE)
-                    admission = self._table.admit(header.src, header.key, total, count_busy=False)
+                    admission = self._table.admit(header.src, header.key, total, count_busy=False, seq=header.seq)
                     if admission is Admission.BUSY and control:
                         admission = Admission.WANTED  # tiny control messages are never held nor buffered
                     elif admission is Admission.BUSY and self._holding[header.src] >= _MAX_HELD_PER_PEER:
                         # more than an honest sender has unanswered: BUSY at once, hold nothing
-                        admission = self._table.admit(header.src, header.key, total)
+                        admission = self._table.admit(header.src, header.key, total, seq=header.seq)
                     elif admission is Admission.BUSY:
                         task = asyncio.ensure_future(hold(small, header, total, wall, started))
                         held.add(task)
@@ -513,7 +513,7 @@ class ReceiverProxy:
             return wire.Ack(status=wire.OK)
         arrival = Arrival(header.kind, header.producer, header.pickle_size, list(header.buffer_sizes), payload)
         self._saw(header.src)
-        if self._table.deliver(header.src, header.key, arrival, admission):
+        if self._table.deliver(header.src, header.key, arrival, admission, seq=header.seq):
             counts = self._from[header.src]
             counts[0] += 1
             counts[1] += total
@@ -580,7 +580,7 @@ class ReceiverProxy:
         reps/0030-flow-control.md.
         """
         table = self._table
-        admission = table.admit(header.src, header.key, total, count_busy=False)
+        admission = table.admit(header.src, header.key, total, count_busy=False, seq=header.seq)
         if admission is not Admission.BUSY:
             return admission
         if header.kind in (wire.ABORT, wire.DONE):
@@ -590,13 +590,13 @@ class ReceiverProxy:
         while admission is Admission.BUSY:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return table.admit(header.src, header.key, total)  # counts the BUSY reply
+                return table.admit(header.src, header.key, total, seq=header.seq)  # counts the BUSY reply
             change = table.wait_for_change()
             try:
                 await asyncio.wait_for(change, remaining)
             except asyncio.TimeoutError:
                 pass
-            admission = table.admit(header.src, header.key, total, count_busy=False)
+            admission = table.admit(header.src, header.key, total, count_busy=False, seq=header.seq)
         return admission
 
     def _checked_header(self, h: wire.Header) -> wire.Header:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import time
 import traceback
@@ -115,6 +116,9 @@ class SenderProxy:
         self._expose = expose_error_trace
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._streams: dict[str, PeerStream] = {}  # small messages, one long-lived call per peer
+        # numbers of DATA and ERROR messages per destination, taken at the first try (reps/0130)
+        self._numbers: collections.defaultdict[str, itertools.count] = collections.defaultdict(
+            lambda: itertools.count(1))
         self._stopped = False
         self._stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self._latency: dict[str, LatencyWindow] = collections.defaultdict(LatencyWindow)
@@ -292,6 +296,8 @@ class SenderProxy:
         parts = [data, *buffers]
         chunk = self._cfg.chunk_bytes
         channel = self._channel(dst)
+        if kind == wire.DATA or kind == wire.ERROR:
+            header.seq = next(self._numbers[dst])
         if total <= min(SMALL_PAYLOAD_BYTES, chunk):
             small = wire.Small(header=header, payload=b"".join(parts))
             stream = self._streams.get(dst)

@@ -15,29 +15,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nwire.proto\x12\x0csilofed.wire\"\xac\x01\n\x06Header\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0b\n\x03job\x18\x02 \x01(\t\x12\x0b\n\x03src\x18\x03 \x01(\t\x12\x0b\n\x03\x64st\x18\x04 \x01(\t\x12\x0b\n\x03key\x18\x05 \x01(\t\x12 \n\x04kind\x18\x06 \x01(\x0e\x32\x12.silofed.wire.Kind\x12\x10\n\x08producer\x18\x07 \x01(\t\x12\x13\n\x0bpickle_size\x18\x08 \x01(\x04\x12\x14\n\x0c\x62uffer_sizes\x18\t \x03(\x04\"H\n\x05\x46rame\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x14.silofed.wire.HeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x62ody\"J\n\x05Small\x12$\n\x06header\x18\x01 \x01(\x0b\x32\x14.silofed.wire.Header\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\n\n\x02id\x18\x03 \x01(\x04\"w\n\x03\x41\x63k\x12$\n\x06status\x18\x01 \x01(\x0e\x32\x14.silofed.wire.Status\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08more_ids\x18\x06 \x03(\x04\"\'\n\x0bPingRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0b\n\x03src\x18\x02 \x01(\t\"\'\n\tPingReply\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\r\n\x05party\x18\x02 \x01(\t*0\n\x04Kind\x12\x08\n\x04\x44\x41TA\x10\x00\x12\t\n\x05\x45RROR\x10\x01\x12\t\n\x05\x41\x42ORT\x10\x02\x12\x08\n\x04\x44ONE\x10\x03*6\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\r\n\tDUPLICATE\x10\x01\x12\x08\n\x04\x42USY\x10\x02\x12\x0b\n\x07REFUSED\x10\x03\x32\xb3\x01\n\tTransport\x12\x30\n\x04Push\x12\x13.silofed.wire.Frame\x1a\x11.silofed.wire.Ack(\x01\x12\x38\n\nPushStream\x12\x13.silofed.wire.Small\x1a\x11.silofed.wire.Ack(\x01\x30\x01\x12:\n\x04Ping\x12\x19.silofed.wire.PingRequest\x1a\x17.silofed.wire.PingReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nwire.proto\x12\x0csilofed.wire\"\xb9\x01\n\x06Header\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0b\n\x03job\x18\x02 \x01(\t\x12\x0b\n\x03src\x18\x03 \x01(\t\x12\x0b\n\x03\x64st\x18\x04 \x01(\t\x12\x0b\n\x03key\x18\x05 \x01(\t\x12 \n\x04kind\x18\x06 \x01(\x0e\x32\x12.silofed.wire.Kind\x12\x10\n\x08producer\x18\x07 \x01(\t\x12\x13\n\x0bpickle_size\x18\x08 \x01(\x04\x12\x14\n\x0c\x62uffer_sizes\x18\t \x03(\x04\x12\x0b\n\x03seq\x18\n \x01(\x04\"H\n\x05\x46rame\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x14.silofed.wire.HeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x62ody\"J\n\x05Small\x12$\n\x06header\x18\x01 \x01(\x0b\x32\x14.silofed.wire.Header\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\n\n\x02id\x18\x03 \x01(\x04\"w\n\x03\x41\x63k\x12$\n\x06status\x18\x01 \x01(\x0e\x32\x14.silofed.wire.Status\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08more_ids\x18\x06 \x03(\x04\"\'\n\x0bPingRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0b\n\x03src\x18\x02 \x01(\t\"\'\n\tPingReply\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\r\n\x05party\x18\x02 \x01(\t*0\n\x04Kind\x12\x08\n\x04\x44\x41TA\x10\x00\x12\t\n\x05\x45RROR\x10\x01\x12\t\n\x05\x41\x42ORT\x10\x02\x12\x08\n\x04\x44ONE\x10\x03*6\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\r\n\tDUPLICATE\x10\x01\x12\x08\n\x04\x42USY\x10\x02\x12\x0b\n\x07REFUSED\x10\x03\x32\xb3\x01\n\tTransport\x12\x30\n\x04Push\x12\x13.silofed.wire.Frame\x1a\x11.silofed.wire.Ack(\x01\x12\x38\n\nPushStream\x12\x13.silofed.wire.Small\x1a\x11.silofed.wire.Ack(\x01\x30\x01\x12:\n\x04Ping\x12\x19.silofed.wire.PingRequest\x1a\x17.silofed.wire.PingReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wire_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KIND']._serialized_start=556
-  _globals['_KIND']._serialized_end=604
-  _globals['_STATUS']._serialized_start=606
-  _globals['_STATUS']._serialized_end=660
+  _globals['_KIND']._serialized_start=569
+  _globals['_KIND']._serialized_end=617
+  _globals['_STATUS']._serialized_start=619
+  _globals['_STATUS']._serialized_end=673
   _globals['_HEADER']._serialized_start=29
-  _globals['_HEADER']._serialized_end=201
-  _globals['_FRAME']._serialized_start=203
-  _globals['_FRAME']._serialized_end=275
-  _globals['_SMALL']._serialized_start=277
-  _globals['_SMALL']._serialized_end=351
-  _globals['_ACK']._serialized_start=353
-  _globals['_ACK']._serialized_end=472
-  _globals['_PINGREQUEST']._serialized_start=474
-  _globals['_PINGREQUEST']._serialized_end=513
-  _globals['_PINGREPLY']._serialized_start=515
-  _globals['_PINGREPLY']._serialized_end=554
-  _globals['_TRANSPORT']._serialized_start=663
-  _globals['_TRANSPORT']._serialized_end=842
+  _globals['_HEADER']._serialized_end=214
+  _globals['_FRAME']._serialized_start=216
+  _globals['_FRAME']._serialized_end=288
+  _globals['_SMALL']._serialized_start=290
+  _globals['_SMALL']._serialized_end=364
+  _globals['_ACK']._serialized_start=366
+  _globals['_ACK']._serialized_end=485
+  _globals['_PINGREQUEST']._serialized_start=487
+  _globals['_PINGREQUEST']._serialized_end=526
+  _globals['_PINGREPLY']._serialized_start=528
+  _globals['_PINGREPLY']._serialized_end=567
+  _globals['_TRANSPORT']._serialized_start=676
+  _globals['_TRANSPORT']._serialized_end=855
 # @@protoc_insertion_point(module_scope)

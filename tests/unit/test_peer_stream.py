@@ -79,6 +79,7 @@ def test_many_small_objects_share_one_stream_and_all_arrive():
             assert len(alice._streams) == 1  # one call carried all 200
             sent = (await bob.stats())["alice"]
             assert sent["sent"] == 200 and sent["duplicates"] == 0 and sent["failed"] == 0
+            assert alice._table.remembered() == 0  # numbered by the sender: O(1) memory (reps/0130)
 
     asyncio.run(main())
 
@@ -252,6 +253,7 @@ def test_a_send_whose_stream_broke_under_its_write_is_sent_again(monkeypatch, pa
             assert await alice.recv("bob", "1", "f") == b"x" * payload_bytes
             sent = (await bob.stats())["alice"]
             assert failed == ["1"] and sent["retries"] == 1 and sent["duplicates"] == 1 and sent["failed"] == 0
+            assert alice._table.remembered() == 0
 
     asyncio.run(main())
 

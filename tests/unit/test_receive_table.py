@@ -118,6 +118,31 @@ def test_duplicate_after_delivery_is_refused_at_admission_and_at_delivery():
     run(body())
 
 
+def test_numbered_messages_are_remembered_in_memory_bounded_by_how_far_they_arrive_out_of_order():
+    async def body():
+        t = ReceiveTable(budget_bytes=1 << 30)
+        rng = random.Random(7)
+        window = 50
+        for start in range(1, 10_001, window):  # 10,000 messages from "a", shuffled within each window
+            seqs = list(range(start, start + window))
+            rng.shuffle(seqs)
+            for i, seq in enumerate(seqs):
+                key = str(seq)
+                assert t.deliver("a", key, arrival(1), t.admit("a", key, 1, seq=seq), seq=seq)
+                assert t.remembered() <= window
+                earlier = rng.choice(seqs[:i + 1])  # a retry of one already here: below or above the watermark
+                assert t.admit("a", str(earlier), 1, seq=earlier) is Admission.DUPLICATE
+            assert t.post("a", str(start)).done()
+        assert t.remembered() == 0
+        assert t.stats.received == 10_000 and t.stats.duplicates == 10_000
+        assert t.admit("a", "1", 1, seq=1) is Admission.DUPLICATE  # long claimed, still known
+        assert t.admit("b", "1", 1, seq=1) is Admission.RESERVED  # numbers are per sender
+        # unnumbered messages (control ones) are remembered by key
+        assert t.deliver("b", "x", arrival(1), t.admit("b", "x", 1)) and t.remembered() == 1
+        assert t.admit("b", "x", 1) is Admission.DUPLICATE
+    run(body())
+
+
 def test_same_key_from_different_sources_are_different_messages():
     async def body():
         t = ReceiveTable(budget_bytes=100)
@@ -188,13 +213,15 @@ def test_random_schedules_keep_every_invariant(seed):
         m = _Model(budget)
         sizes = {("a" if k % 2 else "b", str(k)): rng.randint(0, 300) for k in range(30)}
         keys = list(sizes)
+        # odd seeds: messages numbered per sender, as a sender proxy numbers them (reps/0130)
+        seqs = {k: (1 + k_index // 2 if seed % 2 else 0) for k_index, k in enumerate(keys)}
         next_stream = 0
         for _ in range(600):
             op = rng.random()
             if op < 0.4:  # a header arrives (possibly a retry or a duplicate)
                 src, key = rng.choice(keys)
                 n = sizes[(src, key)]
-                adm = t.admit(src, key, n)
+                adm = t.admit(src, key, n, seq=seqs[(src, key)])
                 if (src, key) in m.delivered:
                     assert adm is Admission.DUPLICATE
                 elif (src, key) in m.posted:
@@ -209,7 +236,7 @@ def test_random_schedules_keep_every_invariant(seed):
             elif op < 0.7 and m.streaming:  # a stream completes
                 sid = rng.choice(list(m.streaming))
                 src, key, n, adm = m.streaming.pop(sid)
-                fresh = t.deliver(src, key, arrival(n), adm)
+                fresh = t.deliver(src, key, arrival(n), adm, seq=seqs[(src, key)])
                 assert fresh is ((src, key) not in m.delivered)
                 if fresh:
                     m.delivered.add((src, key))
