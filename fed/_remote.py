@@ -125,7 +125,9 @@ class FedActorHandle:
     def __getattr__(self, name: str) -> "FedActorMethod":
         if name.startswith("__") or not callable(getattr(self._cls, name, None)):
             raise AttributeError(f"actor class {self._cls.__qualname__} has no method {name!r}")
-        return FedActorMethod(self, name, {})
+        method = FedActorMethod(self, name, {})
+        setattr(self, name, method)  # later lookups find it without coming here
+        return method
 
     def __repr__(self) -> str:
         return f"FedActorHandle({self._cls.__qualname__} at {self._party!r})"
@@ -138,6 +140,7 @@ class FedActorMethod:
         self._handle = handle
         self._name = name
         self._options = options
+        self._producer = f"{handle._cls.__qualname__}.{name}"
 
     def options(self, **options: Any) -> "FedActorMethod":
         """A copy with Ray method options (num_returns, ...)."""
@@ -147,14 +150,13 @@ class FedActorMethod:
         """Call the method at the actor's party. Returns FedObject(s)."""
         job = current_job()
         handle = self._handle
-        producer = f"{handle._cls.__qualname__}.{self._name}"
         options = self._options
 
         def submit(a, kw):
             method = getattr(handle._resolved_handle(), self._name)
             return (method.options(**options) if options else method).remote(*a, **kw)
 
-        return job.call(handle._party, producer, _num_returns(options), submit, args, kwargs, handle._lane)
+        return job.call(handle._party, self._producer, _num_returns(options), submit, args, kwargs, handle._lane)
 
 
 def remote(*args: Any, **kwargs: Any) -> Any:
