@@ -73,9 +73,9 @@ def _instrument(events: list) -> None:
 
     deliver = receive_table.ReceiveTable.deliver
 
-    def timed_deliver(self, src, key, arrival, admission):
+    def timed_deliver(self, src, key, arrival, admission, **kwargs):
         events.append(("delivered", arrival.producer, now()))
-        return deliver(self, src, key, arrival, admission)
+        return deliver(self, src, key, arrival, admission, **kwargs)
 
     resolve = receiver_host.DriverReceiver._resolve
 
