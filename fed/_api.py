@@ -350,10 +350,8 @@ def _local_values(objs: list[FedObject], local: list[Any], timeout: Optional[flo
     not_done: set = set()
     if len(futures) == 1:  # one value from a peer, the common case: cheaper than wait()
         try:
-            futures[0].result(timeout)
+            futures[0].exception(timeout)  # only waits: a failure it holds is raised below
         except concurrent.futures.TimeoutError:
-            if futures[0].done():
-                raise  # the failure the future holds
             not_done = {futures[0]}
     elif futures:
         _, not_done = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION)

@@ -89,3 +89,25 @@ def test_fed_get_serializes_what_it_sends_before_the_program_can_change_it():
     assert np.shares_memory(np.frombuffer(view, np.uint8), frozen)  # not copied
 
     assert _pickled(threading.Lock()) is None  # unpicklable: the send reports why itself
+
+
+def test_fed_get_of_one_peer_value_times_out_or_raises_what_the_receive_holds():
+    """fed.get's wait for a single receive (_local_values' one-future path)."""
+    import concurrent.futures
+
+    from fed._api import _local_values
+    from fed._object import FedObject
+
+    obj = FedObject("bob", "7", "slow")
+    pending = concurrent.futures.Future()
+    with pytest.raises(fed.FedTimeoutError, match=r"timed out after 0.05 s .* 7 .*'slow' at party 'bob'"):
+        _local_values([obj], [pending], 0.05)
+
+    failed = concurrent.futures.Future()
+    failed.set_exception(fed.FedTimeoutError("the receive's own timeout"))  # a TimeoutError, but not fed.get's
+    with pytest.raises(fed.FedTimeoutError, match="the receive's own timeout"):
+        _local_values([obj], [failed], 5)
+
+    done = concurrent.futures.Future()
+    done.set_result({"w": 1})
+    assert _local_values([obj], [done], 0.05) == [{"w": 1}]
