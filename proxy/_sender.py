@@ -65,6 +65,16 @@ def _retryable(err: grpc.aio.AioRpcError) -> bool:
     return reason == "wrong_job"
 
 
+def _failure_hint(err: grpc.aio.AioRpcError) -> str:
+    """What a final send failure means, where gRPC's own words do not say it."""
+    if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+        return "; the peer runs an older silofed: run the same version at every party"
+    if err.code() == grpc.StatusCode.INTERNAL and _retryable(err):
+        return ("; the connection to the peer kept breaking while sending (is its process stopping or "
+                "restarting? a proxy or load balancer cutting streams?)")
+    return ""
+
+
 def _find_forwarded_failure(exc: BaseException) -> Optional[Exception]:
     """The failure from another party (or an abort) this error descends from, if any.
 
@@ -351,8 +361,7 @@ class SenderProxy:
                         continue
                     else:
                         stats["failed"] += 1
-                        hint = ("; the peer runs an older silofed: run the same version at every party"
-                                if err.code() is grpc.StatusCode.UNIMPLEMENTED else "")
+                        hint = _failure_hint(err)
                         self._events.append(("send", wall, time.monotonic() - started, dst, key, producer,
                                              _KIND_NAMES.get(kind, "?"), total, tries - 1,
                                              f"failed: {err.code().name}"))

@@ -291,3 +291,19 @@ def test_sends_in_flight_while_the_receiver_restarts_all_complete():
             await alice.stop()
 
     asyncio.run(main())
+
+
+def test_a_stream_that_keeps_breaking_fails_in_the_end_saying_so(monkeypatch):
+    async def always_break(self, small, on_write=None):
+        raise grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                   "Internal error from Core")
+
+    monkeypatch.setattr(PeerStream, "push", always_break)
+
+    async def main():
+        async with _alice_and_bob(bob_kw={"connect_timeout_s": 0.3}) as (alice, bob):
+            with pytest.raises(TransportError, match="'alice'.*INTERNAL.*connection to the peer kept breaking"):
+                await bob.send("alice", "1", "f", [_value(1)])
+            assert (await bob.stats())["alice"]["retries"] >= 1
+
+    asyncio.run(main())
