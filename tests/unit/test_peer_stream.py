@@ -62,6 +62,20 @@ async def _alice_and_raw_stream(**alice_kw):
         await alice.stop()
 
 
+def _stream_broke() -> grpc.aio.AioRpcError:
+    """What gRPC raises for a write on a stream the peer's server dropped."""
+    return grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                "Internal error from Core")
+
+
+async def _restarted(alice: ReceiverProxy, addrs: dict, grace_s: float) -> ReceiverProxy:
+    """Stop alice's receiver and start a new one on the same address."""
+    await alice.stop(grace_s=grace_s)
+    alice = ReceiverProxy(_cfg(addrs, "alice"))
+    await alice.start()
+    return alice
+
+
 def _small(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> bytes:
     """A raw Small message from bob carrying ``None`` (pickle of None), as the sender builds it."""
     header = wire.Header(version=PROTOCOL_VERSION, job="job", src="bob", dst=dst, key=key, producer="f",
@@ -134,10 +148,8 @@ def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one(
         try:
             await bob.send("alice", "1", "f", [_value(1)])
             started = time.monotonic()
-            await alice.stop(grace_s=5)
+            alice = await _restarted(alice, addrs, grace_s=5)
             assert time.monotonic() - started < 2  # the open stream does not hold the stop for its grace
-            alice = ReceiverProxy(_cfg(addrs, "alice"))
-            await alice.start()
             await bob.send("alice", "2", "f", [_value(2)])
             assert await alice.recv("bob", "2", "f") == 2
         finally:
@@ -225,8 +237,7 @@ def test_a_send_whose_stream_broke_under_its_write_is_sent_again(monkeypatch, pa
     """gRPC fails a write on a stream the peer's server dropped with its own "INTERNAL: Internal
     error from Core" (no reason from the receiver): the sender tries again, the receiver keeps one copy."""
     import proxy._sender as sender_module
-    broke = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                 "Internal error from Core")
+    broke = _stream_broke()
     real_push, real_stream = PeerStream.push, sender_module._stream
     failed = []
 
@@ -264,9 +275,7 @@ def test_a_refusal_is_not_mistaken_for_a_broken_stream():
     from proxy._service import REASON_KEY
     refused = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(),
                                    grpc.aio.Metadata((REASON_KEY, "malformed")), "refused")
-    broken = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                  "Internal error from Core")
-    assert not _retryable(refused) and _retryable(broken)
+    assert not _retryable(refused) and _retryable(_stream_broke())
 
 
 def test_sends_in_flight_while_the_receiver_restarts_all_complete():
@@ -281,9 +290,7 @@ def test_sends_in_flight_while_the_receiver_restarts_all_complete():
             sends = [asyncio.ensure_future(bob.send("alice", str(i), "f", [_value(b"x" * 50_000)]))
                      for i in range(300)]
             await alice.recv("bob", "0", "f")
-            await alice.stop(grace_s=0)
-            alice = ReceiverProxy(_cfg(addrs, "alice"))
-            await alice.start()
+            alice = await _restarted(alice, addrs, grace_s=0)
             await asyncio.wait_for(asyncio.gather(*sends), 30)
             assert (await bob.stats())["alice"]["failed"] == 0
         finally:
@@ -295,8 +302,7 @@ def test_sends_in_flight_while_the_receiver_restarts_all_complete():
 
 def test_a_stream_that_keeps_breaking_fails_in_the_end_saying_so(monkeypatch):
     async def always_break(self, small, on_write=None):
-        raise grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                   "Internal error from Core")
+        raise _stream_broke()
 
     monkeypatch.setattr(PeerStream, "push", always_break)
 
