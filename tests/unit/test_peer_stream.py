@@ -68,12 +68,30 @@ def _stream_broke() -> grpc.aio.AioRpcError:
                                 "Internal error from Core")
 
 
-async def _restarted(alice: ReceiverProxy, addrs: dict, grace_s: float) -> ReceiverProxy:
-    """Stop alice's receiver and start a new one on the same address."""
-    await alice.stop(grace_s=grace_s)
-    alice = ReceiverProxy(_cfg(addrs, "alice"))
-    await alice.start()
-    return alice
+class _RestartablePeers:
+    """alice's receiver, which a test may restart on the same address, and bob's sender."""
+
+    def __init__(self) -> None:
+        self.addrs = _addrs()
+        self.alice = ReceiverProxy(_cfg(self.addrs, "alice"))
+        self.bob = SenderProxy(_cfg(self.addrs, "bob", connect_timeout_s=20))
+
+    async def restart_alice(self, grace_s: float) -> None:
+        """Stop alice's receiver and start a new one on the same address."""
+        await self.alice.stop(grace_s=grace_s)
+        self.alice = ReceiverProxy(_cfg(self.addrs, "alice"))
+        await self.alice.start()
+
+
+@contextlib.asynccontextmanager
+async def _restartable_alice_and_bob():
+    peers = _RestartablePeers()
+    await peers.alice.start()
+    try:
+        yield peers
+    finally:
+        await peers.bob.stop()
+        await peers.alice.stop()
 
 
 def _small(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> bytes:
@@ -139,22 +157,14 @@ def test_a_message_waiting_for_room_does_not_hold_up_the_ones_behind_it():
 
 
 def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one():
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=20))
-        try:
-            await bob.send("alice", "1", "f", [_value(1)])
+        async with _restartable_alice_and_bob() as peers:
+            await peers.bob.send("alice", "1", "f", [_value(1)])
             started = time.monotonic()
-            alice = await _restarted(alice, addrs, grace_s=5)
+            await peers.restart_alice(grace_s=5)
             assert time.monotonic() - started < 2  # the open stream does not hold the stop for its grace
-            await bob.send("alice", "2", "f", [_value(2)])
-            assert await alice.recv("bob", "2", "f") == 2
-        finally:
-            await bob.stop()
-            await alice.stop()
+            await peers.bob.send("alice", "2", "f", [_value(2)])
+            assert await peers.alice.recv("bob", "2", "f") == 2
 
     asyncio.run(main())
 
@@ -280,22 +290,14 @@ def test_a_refusal_is_not_mistaken_for_a_broken_stream():
 
 def test_sends_in_flight_while_the_receiver_restarts_all_complete():
     """Writes racing with the receiver's server stopping (gRPC fails some with INTERNAL) are retried."""
-    addrs = _addrs()
-
     async def main():
-        alice = ReceiverProxy(_cfg(addrs, "alice"))
-        await alice.start()
-        bob = SenderProxy(_cfg(addrs, "bob", connect_timeout_s=20))
-        try:
-            sends = [asyncio.ensure_future(bob.send("alice", str(i), "f", [_value(b"x" * 50_000)]))
+        async with _restartable_alice_and_bob() as peers:
+            sends = [asyncio.ensure_future(peers.bob.send("alice", str(i), "f", [_value(b"x" * 50_000)]))
                      for i in range(300)]
-            await alice.recv("bob", "0", "f")
-            alice = await _restarted(alice, addrs, grace_s=0)
+            await peers.alice.recv("bob", "0", "f")
+            await peers.restart_alice(grace_s=0)
             await asyncio.wait_for(asyncio.gather(*sends), 30)
-            assert (await bob.stats())["alice"]["failed"] == 0
-        finally:
-            await bob.stop()
-            await alice.stop()
+            assert (await peers.bob.stats())["alice"]["failed"] == 0
 
     asyncio.run(main())
 
