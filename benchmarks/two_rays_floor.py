@@ -1,25 +1,35 @@
-"""The tiny-task loop without silofed: two Rays, a bare TCP socket between the drivers.
+"""The tiny-task loop without silofed: two Rays, a bare link between the drivers.
 
 The floor the tiny-task loop (``tiny_tasks.py``) can approach on this
 machine: the same actors and calls, each party its own Ray on the same
-cores, and the two values that cross parties sent as pickles over one
-loopback TCP connection, by the drivers themselves (no proxies, no gRPC,
-no acknowledgements, no retries, no security). What silofed adds on top of
-this is its own cost. Also prints, per party, the median time from
-submitting the party's Ray call on the critical path to the method starting,
-and from the method's end to the value in the driver.
+cores, and the two values that cross parties sent as pickles by the drivers
+themselves (no proxies, no acknowledgements, no retries, no security). What
+silofed adds on top of this is its own cost. The link is either
 
-Usage: python benchmarks/two_rays_floor.py [--iters N] [--runs R]
+* ``socket``: one loopback TCP connection, read and written by the drivers'
+  main threads (the lowest floor), or
+* ``grpc``: gRPC as silofed uses it (grpc.aio on one uvloop thread per
+  driver, polling endpoints, one client stream per direction, bytes in and
+  out), with nothing of silofed's around it: the floor for a gRPC transport.
+
+Also prints, per party, the median time from submitting the party's Ray call
+on the critical path to the method starting, and from the method's end to the
+value in the driver.
+
+Usage: python benchmarks/two_rays_floor.py [--iters N] [--runs R] [--link socket|grpc]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import pickle
+import queue
 import socket
 import statistics
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,9 +51,81 @@ class Tiny:
         return now()
 
 
-def _send(sock: socket.socket, value) -> None:
-    data = pickle.dumps(value)
-    sock.sendall(struct.pack("!I", len(data)) + data)
+class _SocketLink:
+    """One loopback TCP connection between the two drivers (alice listens)."""
+
+    def __init__(self, party: str, addresses: dict[str, str]):
+        self._sock = _connect(party, addresses["alice"])
+
+    def send(self, value) -> None:
+        data = pickle.dumps(value)
+        self._sock.sendall(struct.pack("!I", len(data)) + data)
+
+    def recv(self):
+        return _recv(self._sock)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _GrpcLink:
+    """gRPC as silofed's proxies use it, and nothing else.
+
+    Each driver serves one client-streaming method on its own address and
+    streams its values to the peer's; both run on one uvloop thread. The main
+    thread hands a value to the loop and waits for arrivals on a queue.
+    """
+
+    _METHOD = "/floor.Link/Push"
+
+    def __init__(self, party: str, addresses: dict[str, str]):
+        import proxy  # noqa: F401  (imports gRPC with the polling endpoints, as silofed does)
+        from fed._loop_thread import new_event_loop
+
+        self._arrived: queue.SimpleQueue = queue.SimpleQueue()
+        self._loop = new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        peer = next(p for p in addresses if p != party)
+        self._run(self._start(addresses[party], addresses[peer]))
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
+
+    async def _start(self, own: str, peer: str) -> None:
+        import grpc
+
+        self._server = grpc.aio.server()
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "floor.Link", {"Push": grpc.stream_unary_rpc_method_handler(self._serve)}),))
+        self._server.add_insecure_port(own)
+        await self._server.start()
+        self._channel = grpc.aio.insecure_channel(peer)
+        self._call = self._channel.stream_unary(self._METHOD)(wait_for_ready=True)
+        self._outbox: asyncio.Queue = asyncio.Queue()
+        self._writer = asyncio.ensure_future(self._write_all())
+
+    async def _serve(self, requests, context) -> bytes:
+        async for data in requests:
+            self._arrived.put(data)
+        return b""
+
+    async def _write_all(self) -> None:
+        while True:
+            await self._call.write(await self._outbox.get())
+
+    def send(self, value) -> None:
+        self._loop.call_soon_threadsafe(self._outbox.put_nowait, pickle.dumps(value))
+
+    def recv(self):
+        return pickle.loads(self._arrived.get(timeout=60))
+
+    def close(self) -> None:
+        async def stop():
+            self._writer.cancel()
+            self._call.cancel()
+            await self._channel.close()
+            await self._server.stop(None)
+        self._run(stop())
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -80,9 +162,9 @@ def _connect(party: str, address: str) -> socket.socket:
     return sock
 
 
-def body(party, addresses, iters, warmup):
+def body(party, addresses, iters, warmup, link="socket"):
     _launch.start_ray()
-    sock = _connect(party, addresses["alice"])
+    channel = (_GrpcLink if link == "grpc" else _SocketLink)(party, addresses)
     actor = Tiny.remote()
     aggregator = Tiny.remote() if party == "alice" else None
     steps = []  # (submitted -> method starts, method -> value in the driver), in ns
@@ -90,17 +172,17 @@ def body(party, addresses, iters, warmup):
     def one():
         if party == "alice":
             a = actor.run.remote()
-            b = _recv(sock)
+            b = channel.recv()
             submitted = now()
             started = ray.get(aggregator.aggr.remote(a, b))
             steps.append((started - submitted, now() - started))
-            _send(sock, started)
+            channel.send(started)
         else:
             submitted = now()
             started = ray.get(actor.run.remote())
             steps.append((started - submitted, now() - started))
-            _send(sock, started)
-            _recv(sock)
+            channel.send(started)
+            channel.recv()
 
     for _ in range(warmup):
         one()
@@ -109,7 +191,7 @@ def body(party, addresses, iters, warmup):
     for _ in range(iters):
         one()
     elapsed = time.perf_counter() - t0
-    sock.close()
+    channel.close()
     return (elapsed / iters * 1000, statistics.median(s for s, _ in steps) / 1e3,
             statistics.median(r for _, r in steps) / 1e3)
 
@@ -118,14 +200,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--link", choices=("socket", "grpc"), default="socket",
+                    help="how the drivers exchange the values (default: socket)")
     opts = ap.parse_args()
     loop = []
     for _ in range(opts.runs):
-        res = _launch.run(body, ("alice", "bob"), args=dict(iters=opts.iters, warmup=100))
+        res = _launch.run(body, ("alice", "bob"), args=dict(iters=opts.iters, warmup=100, link=opts.link))
         loop.append(res["alice"]["value"][0])
         print(f"run: {loop[-1]:.2f} ms/iter; submitted -> method starts, method -> value in driver (µs): "
               + ", ".join(f"{p} {v['value'][1]:.0f}, {v['value'][2]:.0f}" for p, v in res.items()), flush=True)
-    print(_launch.summary("tiny-task loop, two Rays and a bare socket", loop, "ms/iter"))
+    print(_launch.summary(f"tiny-task loop, two Rays, bare {opts.link} link", loop, "ms/iter"))
 
 
 if __name__ == "__main__":
