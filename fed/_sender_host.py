@@ -25,6 +25,7 @@ import ray
 
 from fed._actor_host import ActorHost
 from fed._loop_thread import LoopThread
+from fed._ref_getter import RefGetter
 from proxy import SenderProxy, TransportConfig
 
 logger = logging.getLogger("silofed")
@@ -46,6 +47,7 @@ class DriverSender:
     def __init__(self, config: TransportConfig, expose_error_trace: bool, thread: LoopThread):
         self._thread = thread
         self._proxy = SenderProxy(config, expose_error_trace)
+        self._getter = RefGetter()
 
     def _run(self, coro: Coroutine) -> Future:
         return self._thread.run(coro, "sender")
@@ -60,12 +62,17 @@ class DriverSender:
         (if given) is set once its first write is handed to gRPC or the send ended.
         """
         if pickled is None:
-            return self._run(self._proxy.send(dst, key, producer, [_value_of(ref)]))
+            return self._run(self._proxy.send(dst, key, producer, [self._value_of(ref)]))
         on_write = None if issued is None else issued.set
         sent = self._run(self._proxy.send_pickled(dst, key, producer, *pickled, on_write=on_write))
         if issued is not None:
             sent.add_done_callback(lambda _: issued.set())
         return sent
+
+    async def _value_of(self, ref: Union[ray.ObjectRef, Future]) -> Any:
+        if isinstance(ref, Future):
+            ref = await asyncio.wrap_future(ref)
+        return await self._getter.value(ref)
 
     def send_control(self, dst: str, kind: str, cause: str = "", retry_s: float = 2.0) -> Future:
         """Tell ``dst`` that this party aborts (``"abort"``) or finished (``"done"``), retrying ``retry_s``."""
@@ -90,12 +97,7 @@ class DriverSender:
                 step(timeout_s)
             except Exception as exc:
                 logger.warning("stopping the sender failed: %s", exc)
-
-
-async def _value_of(ref: Union[ray.ObjectRef, Future]) -> Any:
-    if isinstance(ref, Future):
-        ref = await asyncio.wrap_future(ref)
-    return await ref
+        self._getter.close()
 
 
 class ActorSender(ActorHost):
