@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,16 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
+from benchmarks.two_rays_floor import Tiny, now  # noqa: E402  (an actor whose run() returns when it ran)
 from fed._loop_thread import LoopThread  # noqa: E402
 from fed._ref_getter import RefGetter  # noqa: E402
-
-now = time.monotonic_ns
-
-
-@ray.remote
-class Tiny:
-    def run(self):
-        return now()
 
 
 def main() -> None:
