@@ -40,7 +40,7 @@ class RefGetter:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._busy = False
-        self.quick_gets = 0  # objects the helper thread got in time (tests read it)
+        self.quick_gets = 0  # objects the helper thread settled in time, value or error (tests read it)
 
     async def value(self, ref: Awaitable) -> Any:
         """The value of ``ref`` (an ObjectRef, or any awaitable), raising what awaiting it would raise."""
@@ -52,12 +52,12 @@ class RefGetter:
         self._start()
         self._jobs.put((ref, loop, outcome))
         got, value = await outcome
-        if got is _GOT:
-            self.quick_gets += 1
-            return value
+        if got is _LATE:
+            return await ref  # not ready in time: Ray's callback tells when it is
+        self.quick_gets += 1
         if got is _RAISED:
             raise value
-        return await ref  # not ready in time: Ray's callback tells when it is
+        return value
 
     def close(self) -> None:
         """Stop the helper thread, waiting for the object it may still wait for (at most ``wait_s``)."""
