@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import Any, Coroutine
+from typing import Any, Coroutine, Optional
 
 import ray
 
@@ -68,12 +68,21 @@ class DriverReceiver:
         return received
 
     def _post(self, src: str, key: str, producer: str, received: Future) -> None:
+        pending: Optional[PendingReceive] = None
+        resolved = False
+
+        def resolve(_: Any = None) -> None:  # at delivery, or at any other ending: once
+            nonlocal resolved
+            if pending is not None and not resolved:
+                resolved = True
+                self._resolve(pending, received)
+
         try:
-            pending = self._proxy.post(src, key, producer)
+            pending = self._proxy.post(src, key, producer, on_arrival=resolve)
         except BaseException as exc:
             received.set_exception(exc)
             return
-        pending.arrived.add_done_callback(lambda _: self._resolve(pending, received))
+        pending.arrived.add_done_callback(resolve)
 
     def _resolve(self, pending: PendingReceive, received: Future) -> None:
         try:

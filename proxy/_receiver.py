@@ -15,7 +15,7 @@ import logging
 import time
 import mmap
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Optional
 
 import grpc
 
@@ -207,10 +207,14 @@ class ReceiverProxy:
             pass  # value_of records and raises it
         return self.value_of(receive)
 
-    def post(self, src: str, key: str, producer: str) -> "PendingReceive":
+    def post(self, src: str, key: str, producer: str,
+             on_arrival: Optional[Callable[[], None]] = None) -> "PendingReceive":
         """Ask for object ``key`` from ``src`` (on the receiver's loop); once ``arrived`` is
-        done, ``value_of`` gives the value. For callers that want a callback, not a coroutine."""
-        return PendingReceive(src, key, producer, time.time(), time.monotonic(), self._table.post(src, key))
+        done, ``value_of`` gives the value. For callers that want a callback, not a coroutine:
+        ``on_arrival`` is called as the data is delivered (ReceiveTable.post); ``arrived``'s
+        done callbacks cover every ending, one loop turn later."""
+        return PendingReceive(src, key, producer, time.time(), time.monotonic(),
+                              self._table.post(src, key, on_arrival))
 
     def value_of(self, receive: "PendingReceive") -> tuple[Any, int]:
         """The value and payload size of a receive from ``post`` whose ``arrived`` is done.

@@ -193,3 +193,26 @@ def test_fed_get_waits_only_for_sends_it_starts(monkeypatch):
     assert job.pushed["bob"][1] is None  # bob is not sent it again: no event that nobody would set
     pickled, issued = job.pushed["carol"]
     assert pickled is not None and issued.is_set()
+
+
+def test_a_receive_is_resolved_within_the_delivery_not_a_loop_turn_later():
+    from proxy import _wire_pb2 as wire
+    from proxy._receive_table import Admission, Arrival
+
+    addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
+    thread = LoopThread("silofed-proxies")
+    bob = DriverReceiver(_cfg(addrs, "bob"), thread)
+    try:
+        received = bob.recv("alice", "1", "train_step")
+        data, _ = dumps({"w": 1.5})
+
+        async def deliver():
+            arrival = Arrival(wire.DATA, "train_step", len(data), [], memoryview(data))
+            bob._proxy._table.deliver("alice", "1", arrival, Admission.WANTED)
+            return received.done()  # the calls waiting for it are submitted from here
+
+        assert thread.run(deliver(), "test").result(10)
+        assert received.result(0) == {"w": 1.5}
+    finally:
+        bob.close(5)
+        thread.stop(5)

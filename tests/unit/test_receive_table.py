@@ -143,6 +143,31 @@ def test_numbered_messages_are_remembered_in_memory_bounded_by_how_far_they_arri
     run(body())
 
 
+def test_arrival_callback_runs_at_delivery_with_the_result_set_and_only_then(caplog):
+    async def body():
+        t = ReceiveTable(budget_bytes=100)
+        seen = []
+        fut = t.post("a", "1", on_arrival=lambda: seen.append(fut.result().producer))
+        assert t.deliver("a", "1", arrival(8, producer="train_step"), Admission.WANTED)
+        assert seen == ["train_step"]  # called within deliver, the future's result already set
+
+        # not called for data that arrived before the receive (its future is done at once) ...
+        assert t.deliver("a", "2", arrival(8), t.admit("a", "2", 8))
+        early = t.post("a", "2", on_arrival=lambda: seen.append("early"))
+        # ... nor for a receive that fails
+        failing = t.post("a", "3", on_arrival=lambda: seen.append("failed"))
+        t.fail_all(RuntimeError("peer gone"))
+        assert early.done() and failing.done() and seen == ["train_step"]
+
+        # a callback that raises does not fail the delivery
+        t2 = ReceiveTable(budget_bytes=100)
+        fut2 = t2.post("a", "1", on_arrival=lambda: 1 / 0)
+        assert t2.deliver("a", "1", arrival(8), Admission.WANTED)
+        assert fut2.done() and t2.stats.received == 1
+    run(body())
+    assert "arrival callback failed" in caplog.text
+
+
 def test_same_key_from_different_sources_are_different_messages():
     async def body():
         t = ReceiveTable(budget_bytes=100)
