@@ -281,7 +281,8 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     outcome = "failed"
     pickled = None
     try:
-        values = _local_values(objs, local, timeout)
+        with job.receiver.program_waiting():
+            values = _local_values(objs, local, timeout)
         if send_after and job.sender.takes_pickled:
             pickled = _pickled(values[0])
         outcome = "ok"

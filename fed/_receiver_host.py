@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
-from typing import Any, Coroutine, Optional
+import threading
+import time
+from typing import Any, Coroutine, Iterator, Optional
 
 import ray
 
@@ -45,6 +48,24 @@ class DriverReceiver:
     def __init__(self, config: TransportConfig, thread: LoopThread):
         self._thread = thread
         self._proxy = ReceiverProxy(config)
+        self._programs_waiting = 0
+        self._counting = threading.Lock()
+
+    @contextlib.contextmanager
+    def program_waiting(self) -> Iterator[None]:
+        """Mark a program thread as blocked in ``fed.get`` for the duration.
+
+        Meanwhile, resolving a receive hands the interpreter lock over for a
+        moment, so that the woken program runs at once; otherwise the loop
+        keeps it (a program computing in Python is not interrupted per message).
+        """
+        with self._counting:
+            self._programs_waiting += 1
+        try:
+            yield
+        finally:
+            with self._counting:
+                self._programs_waiting -= 1
 
     def _run(self, coro: Coroutine) -> Future:
         return self._thread.run(coro, "receiver")
@@ -95,6 +116,8 @@ class DriverReceiver:
             return
         if size <= _PUT_ABOVE_BYTES:
             received.set_result(value)
+            if self._programs_waiting:
+                _hand_over_interpreter()
         else:
             self._run(self._put(value, received))
 
@@ -138,6 +161,13 @@ class DriverReceiver:
                 logger.warning("stopping the receiver failed: %s", exc)
 
 
+def _hand_over_interpreter() -> None:
+    """Release the interpreter lock for a moment (``time.sleep(0)`` does), so that a
+    thread the resolved Future woke (the program in ``fed.get``) takes it now rather
+    than once this loop thread next waits for I/O. ~25 µs sooner in the tiny-task loop."""
+    time.sleep(0)
+
+
 class ActorReceiver(ActorHost):
     """The receiver proxy as an async Ray actor (pinned with ``recv_resource_label``).
 
@@ -155,6 +185,10 @@ class ActorReceiver(ActorHost):
             RayTaskError: wrapping the TransportError when the address cannot be bound.
         """
         return ray.get(self.handle.start.remote())
+
+    def program_waiting(self) -> contextlib.AbstractContextManager:
+        """Nothing to do: the actor's loop does not share this process's interpreter."""
+        return contextlib.nullcontext()
 
     def recv(self, src: str, key: str, producer: str) -> ray.ObjectRef:
         """The ObjectRef of object ``key`` from ``src``."""

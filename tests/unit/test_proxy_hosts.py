@@ -168,6 +168,8 @@ class _JobSendingOwnValue:
                                                                 "carol": "127.0.0.1:3"})
         self.party, self.peers = "alice", ["bob", "carol"]
         self.sender = DriverSender.__new__(DriverSender)  # only its takes_pickled is read
+        self.receiver = DriverReceiver.__new__(DriverReceiver)  # only its program_waiting is used
+        self.receiver._programs_waiting, self.receiver._counting = 0, threading.Lock()
         self.gets = EventLog()
         done = concurrent.futures.Future()
         done.set_result(value)
@@ -195,24 +197,38 @@ def test_fed_get_waits_only_for_sends_it_starts(monkeypatch):
     assert pickled is not None and issued.is_set()
 
 
-def test_a_receive_is_resolved_within_the_delivery_not_a_loop_turn_later():
+def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interpreter_only_to_a_waiting_program(
+        monkeypatch):
+    from fed import _receiver_host
     from proxy import _wire_pb2 as wire
     from proxy._receive_table import Admission, Arrival
 
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
     bob = DriverReceiver(_cfg(addrs, "bob"), thread)
-    try:
-        received = bob.recv("alice", "1", "train_step")
-        data, _ = dumps({"w": 1.5})
+    handed_over = []
+    data, _ = dumps({"w": 1.5})
 
-        async def deliver():
+    def deliver(key):
+        received = bob.recv("alice", key, "train_step")
+
+        async def deliver_now():
             arrival = Arrival(wire.DATA, "train_step", len(data), [], memoryview(data))
-            bob._proxy._table.deliver("alice", "1", arrival, Admission.WANTED)
+            bob._proxy._table.deliver("alice", key, arrival, Admission.WANTED)
             return received.done()  # the calls waiting for it are submitted from here
 
-        assert thread.run(deliver(), "test").result(10)
+        monkeypatch.setattr(_receiver_host, "_hand_over_interpreter", lambda: handed_over.append(received.done()))
+        assert thread.run(deliver_now(), "test").result(10)
         assert received.result(0) == {"w": 1.5}
+
+    try:
+        deliver("1")  # the program is not in fed.get: the loop keeps the interpreter
+        assert handed_over == []
+        with bob.program_waiting():
+            deliver("2")
+        assert handed_over == [True]  # once, after the Future was resolved
+        deliver("3")
+        assert handed_over == [True]
     finally:
         bob.close(5)
         thread.stop(5)
