@@ -90,4 +90,3 @@ class RefGetter:
         self._busy = False
         if not outcome.done():  # the send may have been cancelled meanwhile
             outcome.set_result(result)
-
