@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
-from typing import Any, Coroutine
+from typing import Coroutine
 
 try:
     import uvloop
@@ -40,17 +41,34 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine, group: str) -> concurrent.futures.Future:
-        """Schedule ``coro`` on the loop as part of ``group``; returns a Future of its result."""
-        return asyncio.run_coroutine_threadsafe(self._in_group(coro, group), self.loop)
+        """Schedule ``coro`` on the loop as part of ``group``; returns a Future of its result.
 
-    async def _in_group(self, coro: Coroutine, group: str) -> Any:
-        task = asyncio.current_task()
+        Cancelling the Future cancels the coroutine (if it has not finished).
+        """
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            self.loop.call_soon_threadsafe(self._start, coro, group, future)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise
+        return future
+
+    def _start(self, coro: Coroutine, group: str, future: concurrent.futures.Future) -> None:
+        if future.cancelled():
+            coro.close()
+            return
+        task = self.loop.create_task(coro)
         tasks = self._groups.setdefault(group, set())
         tasks.add(task)
-        try:
-            return await coro
-        finally:
-            tasks.discard(task)
+        task.add_done_callback(functools.partial(_settle, tasks, future))
+        future.add_done_callback(functools.partial(self._cancel_if_cancelled, task))
+
+    def _cancel_if_cancelled(self, task: asyncio.Task, future: concurrent.futures.Future) -> None:
+        if future.cancelled():  # by the caller, from any thread; not when the task ended
+            try:
+                self.loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop is closed: the task is gone with it
+                pass
 
     def cancel_group(self, group: str, timeout_s: float) -> None:
         """Cancel the coroutines of ``group`` still running and wait until they ended."""
@@ -66,6 +84,19 @@ class LoopThread:
         self._thread.join(timeout_s)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+def _settle(tasks: set, future: concurrent.futures.Future, task: asyncio.Task) -> None:
+    """Give ``future`` the outcome of ``task``, which ended."""
+    tasks.discard(task)
+    if task.cancelled():
+        future.cancel()
+    elif future.set_running_or_notify_cancel():  # else cancelled by the caller meanwhile
+        error = task.exception()
+        if error is None:
+            future.set_result(task.result())
+        else:
+            future.set_exception(error)
 
 
 async def _cancel(tasks_now) -> None:

@@ -17,6 +17,7 @@ sends it again and the receiver answers DUPLICATE if it had.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 from typing import Callable, Optional
 
@@ -41,8 +42,10 @@ class PeerStream:
         self._call: Optional[grpc.aio.StreamStreamCall] = None
         self._pending: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
-        self._writing = asyncio.Lock()
+        self._outbox: collections.deque = collections.deque()  # (message, on_write) not yet written
+        self._wake_writer: Optional[asyncio.Future] = None  # set while the writer waits for messages
         self._reader: Optional[asyncio.Task] = None
+        self._writer: Optional[asyncio.Task] = None
 
     async def push(self, small: wire.Small, on_write: Optional[Callable[[], None]] = None) -> wire.Ack:
         """Send ``small`` (its ``id`` is set here) and wait for the receiver's answer.
@@ -62,10 +65,13 @@ class PeerStream:
         small.id = next(self._ids)
         answered = asyncio.get_running_loop().create_future()
         pending[small.id] = answered
+        # grpc.aio cancels the whole call when a write is cancelled: the call's
+        # writer task writes, so cancelling this send leaves the stream alone
+        self._outbox.append((small, on_write))
+        wake = self._wake_writer
+        if wake is not None and not wake.done():
+            wake.set_result(None)
         try:
-            # grpc.aio cancels the whole call when a write is cancelled: the write
-            # runs in its own task, so cancelling this send leaves the others alone
-            await asyncio.shield(asyncio.ensure_future(self._write(call, small, on_write)))
             ack = await answered
         finally:
             pending.pop(small.id, None)
@@ -74,15 +80,22 @@ class PeerStream:
                                        grpc.aio.Metadata((REASON_KEY, ack.reason)), ack.detail)
         return ack
 
-    async def _write(self, call: grpc.aio.StreamStreamCall, small: wire.Small,
-                     on_write: Optional[Callable[[], None]]) -> None:
-        async with self._writing:
-            try:
-                if on_write is not None:
-                    on_write()
-                await call.write(small)
-            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-                pass  # the stream ended: the reader fails the message with why
+    async def _write_all(self, call: grpc.aio.StreamStreamCall, outbox: collections.deque) -> None:
+        """Write the messages pushed to ``call``, in order, until the call ends."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while outbox:
+                    small, on_write = outbox.popleft()
+                    if on_write is not None:
+                        on_write()
+                    await call.write(small)
+                self._wake_writer = loop.create_future()
+                await self._wake_writer
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+            call.cancel()  # the stream ended (if not, end it): the reader fails the messages left with why
+        finally:
+            outbox.clear()
 
     def close(self) -> None:
         """End the stream; messages still waiting for an answer fail with UNAVAILABLE."""
@@ -92,7 +105,10 @@ class PeerStream:
     def _open(self) -> None:
         self._call = self._method()
         self._pending = {}
+        self._outbox = collections.deque()
+        self._wake_writer = None
         self._reader = asyncio.ensure_future(self._read(self._call, self._pending))
+        self._writer = asyncio.ensure_future(self._write_all(self._call, self._outbox))
 
     async def _read(self, call: grpc.aio.StreamStreamCall, pending: dict[int, asyncio.Future]) -> None:
         error: Optional[grpc.aio.AioRpcError] = None
@@ -112,6 +128,8 @@ class PeerStream:
         finally:
             if self._call is call:
                 self._call = None
+                if self._writer is not None:
+                    self._writer.cancel()
             call.cancel()  # ended already, unless this reader itself failed
             if error is None:
                 error = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), why)

@@ -116,6 +116,32 @@ def test_many_small_objects_share_one_stream_and_all_arrive():
     asyncio.run(main())
 
 
+def test_messages_pushed_together_are_written_in_order_by_the_stream_s_one_writer():
+    """No task per message (REP 0070 amendment): 100 sends started at once create their own 100
+    tasks and a constant few more, and arrive in the order they were pushed."""
+    async def main():
+        async with _alice_and_bob() as (alice, bob):
+            await bob.send("alice", "warm", "f", [_value(0)])  # the stream and its reader and writer are open
+            created = []
+            loop = asyncio.get_running_loop()
+
+            def counting_factory(loop, coro, **kw):
+                created.append(coro)
+                return asyncio.Task(coro, loop=loop, **kw)
+
+            loop.set_task_factory(counting_factory)
+            try:
+                await asyncio.gather(*(bob.send("alice", str(i), "f", [_value(i)]) for i in range(100)))
+            finally:
+                loop.set_task_factory(None)
+            assert len(created) <= 100 + 3
+            events = (await alice.timeline())["events"]
+            arrived = [e[4] for e in events if e[0] == "arrive" and e[4] != "warm"]
+            assert arrived == [str(i) for i in range(100)]
+
+    asyncio.run(main())
+
+
 def test_a_refused_message_is_answered_and_the_stream_goes_on():
     async def main():
         async with _alice_and_raw_stream() as (alice, call):
