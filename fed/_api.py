@@ -281,7 +281,7 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     outcome = "failed"
     pickled = None
     try:
-        with job.receiver.program_waiting():
+        with job.receiver.program_waiting([r for r in local if isinstance(r, concurrent.futures.Future)]):
             values = _local_values(objs, local, timeout)
         if send_after and job.sender.takes_pickled:
             pickled = _pickled(values[0])

@@ -15,12 +15,13 @@ See reps/0060-driver-side-receiver.md.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
 import threading
 import time
-from typing import Any, Coroutine, Iterator, Optional
+from typing import Any, Collection, Coroutine, Iterator, Optional
 
 import ray
 
@@ -48,24 +49,28 @@ class DriverReceiver:
     def __init__(self, config: TransportConfig, thread: LoopThread):
         self._thread = thread
         self._proxy = ReceiverProxy(config)
-        self._programs_waiting = 0
+        self._awaited: collections.Counter = collections.Counter()  # receive Futures programs wait on in fed.get
         self._counting = threading.Lock()
 
     @contextlib.contextmanager
-    def program_waiting(self) -> Iterator[None]:
-        """Mark a program thread as blocked in ``fed.get`` for the duration.
+    def program_waiting(self, futures: Collection[Future]) -> Iterator[None]:
+        """Mark a program thread as blocked in ``fed.get`` on ``futures`` for the duration.
 
-        Meanwhile, resolving a receive hands the interpreter lock over for a
-        moment, so that the woken program runs at once; otherwise the loop
-        keeps it (a program computing in Python is not interrupted per message).
+        Meanwhile, resolving the receive of one of them hands the interpreter
+        lock over for a moment, so that the woken program runs at once;
+        otherwise the loop keeps it (a program computing in Python, or waiting
+        for something else, is not interrupted per message).
         """
         with self._counting:
-            self._programs_waiting += 1
+            self._awaited.update(futures)
         try:
             yield
         finally:
             with self._counting:
-                self._programs_waiting -= 1
+                for future in futures:
+                    self._awaited[future] -= 1
+                    if not self._awaited[future]:
+                        del self._awaited[future]
 
     def _run(self, coro: Coroutine) -> Future:
         return self._thread.run(coro, "receiver")
@@ -116,7 +121,7 @@ class DriverReceiver:
             return
         if size <= _PUT_ABOVE_BYTES:
             received.set_result(value)
-            if self._programs_waiting:
+            if received in self._awaited:
                 _hand_over_interpreter()
         else:
             self._run(self._put(value, received))
@@ -186,7 +191,7 @@ class ActorReceiver(ActorHost):
         """
         return ray.get(self.handle.start.remote())
 
-    def program_waiting(self) -> contextlib.AbstractContextManager:
+    def program_waiting(self, futures: Collection[Future]) -> contextlib.AbstractContextManager:
         """Nothing to do: the actor's loop does not share this process's interpreter."""
         return contextlib.nullcontext()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import threading
 import time
 
@@ -169,7 +171,7 @@ class _JobSendingOwnValue:
         self.party, self.peers = "alice", ["bob", "carol"]
         self.sender = DriverSender.__new__(DriverSender)  # only its takes_pickled is read
         self.receiver = DriverReceiver.__new__(DriverReceiver)  # only its program_waiting is used
-        self.receiver._programs_waiting, self.receiver._counting = 0, threading.Lock()
+        self.receiver._awaited, self.receiver._counting = collections.Counter(), threading.Lock()
         self.gets = EventLog()
         done = concurrent.futures.Future()
         done.set_result(value)
@@ -197,7 +199,7 @@ def test_fed_get_waits_only_for_sends_it_starts(monkeypatch):
     assert pickled is not None and issued.is_set()
 
 
-def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interpreter_only_to_a_waiting_program(
+def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interpreter_only_to_a_program_waiting_for_it(
         monkeypatch):
     from fed import _receiver_host
     from proxy import _wire_pb2 as wire
@@ -209,9 +211,13 @@ def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interprete
     handed_over = []
     data, _ = dumps({"w": 1.5})
 
-    def deliver(key):
+    def deliver(key, waited_on=False):
         received = bob.recv("alice", key, "train_step")
+        waiting = bob.program_waiting([received]) if waited_on else contextlib.nullcontext()
+        with waiting:
+            deliver_received(key, received)
 
+    def deliver_received(key, received):
         async def deliver_now():
             arrival = Arrival(wire.DATA, "train_step", len(data), [], memoryview(data))
             bob._proxy._table.deliver("alice", key, arrival, Admission.WANTED)
@@ -224,11 +230,14 @@ def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interprete
     try:
         deliver("1")  # the program is not in fed.get: the loop keeps the interpreter
         assert handed_over == []
-        with bob.program_waiting():
-            deliver("2")
+        with bob.program_waiting([concurrent.futures.Future()]):
+            deliver("2")  # the program waits in fed.get, but for something else
+        assert handed_over == []
+        deliver("3", waited_on=True)
         assert handed_over == [True]  # once, after the Future was resolved
-        deliver("3")
+        deliver("4")
         assert handed_over == [True]
+        assert not bob._awaited  # nothing left marked as waited on
     finally:
         bob.close(5)
         thread.stop(5)
