@@ -12,9 +12,11 @@ is cheaper.
 /tmp/base HEAD~1``); its ``proxy`` and ``fed`` packages are imported first and
 kept under other names, then this checkout's. ``--mode value`` sends a value
 already serialized (the proxies alone); ``--mode ref`` sends the result of a
-Ray actor call (adds the wait for Ray).
+Ray actor call (adds the wait for Ray). ``--bytes N`` sends a numpy array of
+N bytes instead of ``None`` (with ``--mode value``; over N = 64 KiB the large
+path: a Push stream of chunks, and bob's receiver puts the value in Ray).
 
-Usage: python benchmarks/proxy_ab.py --base DIR [--mode value|ref] [--blocks N] [--rounds N]
+Usage: python benchmarks/proxy_ab.py --base DIR [--mode value|ref] [--bytes N] [--blocks N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _import_version(root: Path, tag: str) -> dict:
 class _Rig:
     """One version's proxies: bob's receiver and alice's sender on their own loop thread."""
 
-    def __init__(self, version: dict, addresses: dict[str, str]):
+    def __init__(self, version: dict, addresses: dict[str, str], value):
         config = version["TransportConfig"]
         self.thread = version["LoopThread"]("silofed-proxies")
         self.bob = version["DriverReceiver"](config(job="bench", party="bob", listen_address=addresses["bob"],
@@ -61,7 +63,7 @@ class _Rig:
         self.bob.start()
         self.alice = version["DriverSender"](config(job="bench", party="alice", listen_address=addresses["alice"],
                                                     peers={"bob": addresses["bob"]}), False, self.thread)
-        self.pickled = version["dumps"](None)
+        self.pickled = version["dumps"](value)
         self.keys = (str(i) for i in itertools.count())
 
     def round_trip(self, ref) -> None:
@@ -85,6 +87,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=("value", "ref"), default="value")
     ap.add_argument("--blocks", type=int, default=24, help="blocks per version")
     ap.add_argument("--rounds", type=int, default=400, help="round trips per block")
+    ap.add_argument("--bytes", type=int, default=0, help="send a numpy array of this many bytes, not None")
     opts = ap.parse_args()
     versions = {"base": _import_version(opts.base, "base"), "this": _import_version(HERE, "this")}
 
@@ -110,12 +113,19 @@ def main() -> None:
         ray.wait([ref])
         return ref
 
-    rigs = {name: _Rig(v, _launch.free_addresses(("alice", "bob"))) for name, v in versions.items()}
+    value = None
+    if opts.bytes:
+        if opts.mode != "value":
+            raise SystemExit("--bytes goes with --mode value")
+        import numpy as np
+
+        value = np.ones(opts.bytes, dtype=np.uint8)
+    rigs = {name: _Rig(v, _launch.free_addresses(("alice", "bob")), value) for name, v in versions.items()}
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in rigs}
     for block in range(opts.blocks):
         for name in (("base", "this") if block % 2 else ("this", "base")):
             rig = rigs[name]
-            for _ in range(opts.rounds // 10):
+            for _ in range(max(1, opts.rounds // 10)):
                 rig.round_trip(make_ref())
             refs = [make_ref() for _ in range(opts.rounds)]
             wall, cpu = time.perf_counter(), time.process_time()

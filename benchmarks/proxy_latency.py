@@ -19,7 +19,6 @@ Usage: python benchmarks/proxy_latency.py [--iters N] [--runs R]
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import itertools
 import sys
 import time

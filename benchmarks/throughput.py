@@ -119,8 +119,8 @@ def main() -> None:
         mems = [r["mem"] for r in res["bob"]["value"] if r["bytes"] == nbytes]
         label = f"{nbytes / (1 << 20):g} MiB"
         print(_launch.summary(f"alice->bob {label}", [nbytes / s / 1e6 for s in secs], "MB/s"))
-        print(_launch.summary(f"  receiver peak extra (anon+shm) / payload", [m["sum"] / nbytes for m in mems], "x"))
-        print(_launch.summary(f"    of which private (anon) / payload", [m["anon"] / nbytes for m in mems], "x"))
+        print(_launch.summary("  receiver peak extra (anon+shm) / payload", [m["sum"] / nbytes for m in mems], "x"))
+        print(_launch.summary("    of which private (anon) / payload", [m["anon"] / nbytes for m in mems], "x"))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class PeerStream:
         """
         if self._call is None:
             self._open()
-        call, pending = self._call, self._pending
+        pending = self._pending
         small.id = next(self._ids)
         answered = asyncio.get_running_loop().create_future()
         pending[small.id] = answered

@@ -117,7 +117,7 @@ def test_many_small_objects_share_one_stream_and_all_arrive():
 
 
 def test_messages_pushed_together_are_written_in_order_by_the_stream_s_one_writer():
-    """No task per message (REP 0070 amendment): 100 sends started at once create their own 100
+    """No task per message (REP 0150): 100 sends started at once create their own 100
     tasks and a constant few more, and arrive in the order they were pushed."""
     async def main():
         async with _alice_and_bob() as (alice, bob):
@@ -134,7 +134,7 @@ def test_messages_pushed_together_are_written_in_order_by_the_stream_s_one_write
                 await asyncio.gather(*(bob.send("alice", str(i), "f", [_value(i)]) for i in range(100)))
             finally:
                 loop.set_task_factory(None)
-            assert len(created) <= 100 + 3
+            assert len(created) <= 100 + 10  # a task per message would make it 200
             events = (await alice.timeline())["events"]
             arrived = [e[4] for e in events if e[0] == "arrive" and e[4] != "warm"]
             assert arrived == [str(i) for i in range(100)]
