@@ -13,7 +13,12 @@ The steps inside silofed are timed by wrapping its (private) proxy methods in
 the party processes; the numbers are for finding the slow step, not for the
 issue's targets (``tiny_tasks.py`` measures those, without instrumentation).
 
-Usage: python benchmarks/critical_path.py [--iters N]
+With ``--chain``, the same for the 3-party chain of ``tiny_tasks.py``
+(alice -> bob -> carol, each hop a Ray task taking the previous result, and
+``fed.get`` of the last): when each task is submitted and starts, each push,
+each delivery; medians since alice's iteration began.
+
+Usage: python benchmarks/critical_path.py [--iters N] [--chain]
 """
 
 from __future__ import annotations
@@ -113,30 +118,82 @@ def loop_body(party, addresses, iters):
     return events, started
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=2000)
-    opts = ap.parse_args()
-    res = _launch.run(loop_body, ("alice", "bob"), args=dict(iters=opts.iters))
+@fed.remote
+def hop(started):
+    return started + (now(),)
+
+
+def chain_body(party, addresses, iters):
+    events: list = []
+    _instrument(events)
+    _launch.start_ray()
+    fed.init(addresses=addresses, party=party)
+    started = []
+    for _ in range(iters):
+        events.append(("iteration", "", now()))
+        x = hop.party("alice").remote(())
+        x = hop.party("bob").remote(x)
+        started.append(fed.get(hop.party("carol").remote(x)))
+        events.append(("fed.get returned", "", now()))
+    fed.shutdown()
+    return events, started
+
+
+def _steps_of_chain(iters: int) -> list[tuple[str, list[int]]]:
+    res = _launch.run(chain_body, ("alice", "bob", "carol"), args=dict(iters=iters))
+    events = {p: v["value"][0] for p, v in res.items()}
+    started = res["alice"]["value"][1]
+
+    def at(party, step, every=1):  # every hop's producer is "hop": bob also receives carol's result
+        return [t for s, _, t in events[party] if s == step][::every][:iters]
+
+    return [
+        ("alice: iteration begins", at("alice", "iteration")),
+        ("alice: task submitted to Ray", at("alice", "submit")),
+        ("alice: task starts", [s[0] for s in started]),
+        ("alice: push of its result starts", at("alice", "push")),
+        ("bob: receiver delivers it", at("bob", "delivered", 2)),
+        ("bob: receive resolved", at("bob", "resolved", 2)),
+        ("bob: task submitted to Ray", at("bob", "submit")),
+        ("bob: task starts", [s[1] for s in started]),
+        ("bob: push of its result starts", at("bob", "push")),
+        ("carol: receiver delivers it", at("carol", "delivered")),
+        ("carol: task submitted to Ray", at("carol", "submit")),
+        ("carol: task starts", [s[2] for s in started]),
+        ("alice: receiver delivers carol's result", at("alice", "delivered")),
+        ("alice: fed.get returns", at("alice", "fed.get returned")),
+    ]
+
+
+def _steps_of_loop(iters: int) -> list[tuple[str, list[int]]]:
+    res = _launch.run(loop_body, ("alice", "bob"), args=dict(iters=iters))
     (alice, (bob_run, agg_run)), (bob, _) = res["alice"]["value"], res["bob"]["value"]
 
     def at(events, step, producer=""):
-        return [t for s, p, t in events if s == step and producer in p][: opts.iters]
+        return [t for s, p, t in events if s == step and producer in p][:iters]
 
-    steps = [
+    return [
         ("bob: iteration begins", at(bob, "iteration")),
         ("bob: actor call submitted to Ray", at(bob, "submit", "run")),
-        ("bob: actor method starts", bob_run[: opts.iters]),
+        ("bob: actor method starts", bob_run[:iters]),
         ("bob: push of its result starts", at(bob, "push", "Tiny.run")),
         ("alice: receiver delivers it", at(alice, "delivered", "Tiny.run")),
         ("alice: receive resolved", at(alice, "resolved", "Tiny.run")),
         ("alice: aggregator call submitted", at(alice, "submit", "aggr")),
-        ("alice: aggregator starts", agg_run[: opts.iters]),
+        ("alice: aggregator starts", agg_run[:iters]),
         ("alice: fed.get returns", at(alice, "fed.get returned")),
         ("alice: push of the aggregate starts", at(alice, "push", "Aggregator.aggr")),
         ("bob: receiver delivers it", at(bob, "delivered", "Aggregator.aggr")),
         ("bob: fed.get returns", at(bob, "fed.get returned")),
     ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--chain", action="store_true", help="the 3-party chain of tiny_tasks.py instead of the loop")
+    opts = ap.parse_args()
+    steps = (_steps_of_chain if opts.chain else _steps_of_loop)(opts.iters)
     for name, times in steps:
         assert len(times) == opts.iters, f"{name}: {len(times)} timestamps for {opts.iters} iterations"
     skip = opts.iters // 5  # warm-up

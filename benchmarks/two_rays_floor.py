@@ -13,10 +13,12 @@ silofed adds on top of this is its own cost. The link is either
   out), with nothing of silofed's around it: the floor for a gRPC transport.
 
 Also prints, per party, the median time from submitting the party's Ray call
-on the critical path to the method starting, and from the method's end to the
-value in the driver.
+on the critical path to the method starting, and from the method's start to
+the value in the driver; with ``--steps``, the median of every step of the
+last run's critical path, as ``critical_path.py`` prints silofed's, so that
+the two compare step by step.
 
-Usage: python benchmarks/two_rays_floor.py [--iters N] [--runs R] [--link socket|grpc]
+Usage: python benchmarks/two_rays_floor.py [--iters N] [--runs R] [--link socket|grpc] [--steps]
 """
 
 from __future__ import annotations
@@ -167,33 +169,67 @@ def body(party, addresses, iters, warmup, link="socket"):
     channel = (_GrpcLink if link == "grpc" else _SocketLink)(party, addresses)
     actor = Tiny.remote()
     aggregator = Tiny.remote() if party == "alice" else None
-    steps = []  # (submitted -> method starts, method -> value in the driver), in ns
+    times = []  # per iteration, this party's steps (see _STEPS), in ns
 
     def one():
         if party == "alice":
             a = actor.run.remote()
             b = channel.recv()
-            submitted = now()
+            received = submitted = now()
             started = ray.get(aggregator.aggr.remote(a, b))
-            steps.append((started - submitted, now() - started))
+            value = now()
             channel.send(started)
+            times.append((received, submitted, started, value, now()))
         else:
-            submitted = now()
+            begin = submitted = now()
             started = ray.get(actor.run.remote())
-            steps.append((started - submitted, now() - started))
+            value = now()
             channel.send(started)
+            handed = now()
             channel.recv()
+            times.append((begin, submitted, started, value, handed, now()))
 
     for _ in range(warmup):
         one()
-    steps.clear()
+    times.clear()
     t0 = time.perf_counter()
     for _ in range(iters):
         one()
     elapsed = time.perf_counter() - t0
     channel.close()
-    return (elapsed / iters * 1000, statistics.median(s for s, _ in steps) / 1e3,
-            statistics.median(r for _, r in steps) / 1e3)
+    return elapsed / iters * 1000, times
+
+
+# The critical path of one iteration: (step, party, index in that party's tuple of times).
+_STEPS = [
+    ("bob: iteration begins", "bob", 0),
+    ("bob: actor call submitted to Ray", "bob", 1),
+    ("bob: actor method starts", "bob", 2),
+    ("bob: value in the driver", "bob", 3),
+    ("bob: value handed to the link", "bob", 4),
+    ("alice: value received", "alice", 0),
+    ("alice: aggregator call submitted", "alice", 1),
+    ("alice: aggregator starts", "alice", 2),
+    ("alice: value in the driver", "alice", 3),
+    ("alice: value handed to the link", "alice", 4),
+    ("bob: value received", "bob", 5),
+]
+
+
+def print_steps(times: dict[str, list[tuple]]) -> None:
+    """Medians per step of the critical path (as ``critical_path.py`` prints silofed's)."""
+    n = min(len(t) for t in times.values())
+    begin = [t[0] for t in times["bob"]]
+    print(f"{'step':40s} {'since begin':>12s} {'since previous':>15s}   (medians, µs)")
+    previous = None
+    for name, party, index in _STEPS:
+        at = [t[index] for t in times[party]]
+        since_begin = statistics.median(at[i] - begin[i] for i in range(n)) / 1e3
+        since_prev = "" if previous is None else f"{statistics.median(at[i] - previous[i] for i in range(n)) / 1e3:15.0f}"
+        print(f"{name:40s} {since_begin:12.0f} {since_prev}")
+        previous = at
+    cycle = [begin[i + 1] - begin[i] for i in range(n - 1)]
+    print(f"iteration: median {statistics.median(cycle) / 1e3:.0f} µs, mean {statistics.mean(cycle) / 1e3:.0f} µs")
 
 
 def main() -> None:
@@ -202,14 +238,21 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--link", choices=("socket", "grpc"), default="socket",
                     help="how the drivers exchange the values (default: socket)")
+    ap.add_argument("--steps", action="store_true",
+                    help="also print the median time of each step of the last run's critical path")
     opts = ap.parse_args()
     loop = []
     for _ in range(opts.runs):
         res = _launch.run(body, ("alice", "bob"), args=dict(iters=opts.iters, warmup=100, link=opts.link))
+        times = {p: v["value"][1] for p, v in res.items()}
         loop.append(res["alice"]["value"][0])
         print(f"run: {loop[-1]:.2f} ms/iter; submitted -> method starts, method -> value in driver (µs): "
-              + ", ".join(f"{p} {v['value'][1]:.0f}, {v['value'][2]:.0f}" for p, v in res.items()), flush=True)
+              + ", ".join(f"{p} {statistics.median(t[2] - t[1] for t in ts) / 1e3:.0f}, "
+                          f"{statistics.median(t[3] - t[2] for t in ts) / 1e3:.0f}" for p, ts in times.items()),
+              flush=True)
     print(_launch.summary(f"tiny-task loop, two Rays, bare {opts.link} link", loop, "ms/iter"))
+    if opts.steps:
+        print_steps(times)
 
 
 if __name__ == "__main__":
