@@ -8,10 +8,11 @@ futures, tasks), which uvloop does in C (reps/0100-uvloop-proxy-loop.md).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import threading
-from typing import Coroutine
+from typing import Any, Callable, Coroutine
 
 try:
     import uvloop
@@ -28,7 +29,9 @@ class LoopThread:
     """An event loop in its own daemon thread; coroutines are handed to it from any thread.
 
     Coroutines run in named groups (one per proxy), so that one proxy can
-    cancel what it still runs without touching the other's work.
+    cancel what it still runs without touching the other's work. Requests
+    from other threads (``run``, ``post``) share one wake-up of the loop when
+    they come before it got to the first (reps/0160-one-wake-up-per-burst.md).
 
     Args:
         name: the thread's name (shows in py-spy and thread dumps).
@@ -37,6 +40,8 @@ class LoopThread:
     def __init__(self, name: str):
         self.loop = new_event_loop()
         self._groups: dict[str, set[asyncio.Task]] = {}
+        self._requests: collections.deque = collections.deque()
+        self._wake_pending = False
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
@@ -47,11 +52,41 @@ class LoopThread:
         """
         future: concurrent.futures.Future = concurrent.futures.Future()
         try:
-            self.loop.call_soon_threadsafe(self._start, coro, group, future)
+            self.post(self._start, coro, group, future)
         except RuntimeError:  # the loop is closed
             coro.close()
             raise
         return future
+
+    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Call ``callback(*args)`` on the loop soon, from any thread, after the requests made before it.
+
+        Raises:
+            RuntimeError: the loop is closed.
+        """
+        if self.loop.is_closed():  # checked first: a wake-up pending when it closed never comes
+            raise RuntimeError("the proxies' event loop is closed")
+        self._requests.append((callback, args))
+        if self._wake_pending:  # the loop has not yet run the requests: it will run this one too
+            return
+        self._wake_pending = True
+        try:
+            self.loop.call_soon_threadsafe(self._run_requests)
+        except RuntimeError:  # the loop is closed: nothing posted will run
+            self._requests.clear()
+            self._wake_pending = False
+            raise
+
+    def _run_requests(self) -> None:
+        # Cleared before taking any request: one posted from now on schedules its own
+        # wake-up, and one posted before is taken below (the interpreter lock orders the two).
+        self._wake_pending = False
+        for _ in range(len(self._requests)):
+            callback, args = self._requests.popleft()
+            try:
+                callback(*args)
+            except Exception as exc:  # as the loop treats a failing callback: report it, go on
+                self.loop.call_exception_handler({"message": f"posted callback {callback!r} failed", "exception": exc})
 
     def _start(self, coro: Coroutine, group: str, future: concurrent.futures.Future) -> None:
         if future.cancelled():

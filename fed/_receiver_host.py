@@ -90,7 +90,7 @@ class DriverReceiver:
         (no coroutine per receive): calls waiting for it are submitted from there.
         """
         received: Future = Future()
-        self._thread.loop.call_soon_threadsafe(self._post, src, key, producer, received)
+        self._thread.post(self._post, src, key, producer, received)
         return received
 
     def _post(self, src: str, key: str, producer: str, received: Future) -> None:
