@@ -118,6 +118,25 @@ def summary(name: str, values: Sequence[float], unit: str) -> str:
             f"max {max(values):9.2f}  {unit}  (n={len(values)})")
 
 
+def print_steps(steps: Sequence[tuple[str, Sequence[int]]], skip: int = 0) -> None:
+    """Print each step's median time (µs) since the first step and since the one before.
+
+    ``steps`` is ``[(name, [timestamp in ns per iteration])]`` in the order of
+    the critical path; the first ``skip`` iterations (warm-up) are left out.
+    """
+    begin = steps[0][1]
+    rows = range(skip, min(len(times) for _, times in steps))
+    print(f"{'step':40s} {'since begin':>12s} {'since previous':>15s}   (medians, µs)")
+    previous = None
+    for name, times in steps:
+        since_begin = statistics.median(times[i] - begin[i] for i in rows) / 1e3
+        since_prev = "" if previous is None else f"{statistics.median(times[i] - previous[i] for i in rows) / 1e3:15.0f}"
+        print(f"{name:40s} {since_begin:12.0f} {since_prev}")
+        previous = times
+    cycle = [begin[i + 1] - begin[i] for i in rows[:-1]]
+    print(f"iteration: median {statistics.median(cycle) / 1e3:.0f} µs, mean {statistics.mean(cycle) / 1e3:.0f} µs")
+
+
 def _main() -> None:
     import importlib
 

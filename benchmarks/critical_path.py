@@ -24,7 +24,6 @@ Usage: python benchmarks/critical_path.py [--iters N] [--chain]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -196,19 +195,7 @@ def main() -> None:
     steps = (_steps_of_chain if opts.chain else _steps_of_loop)(opts.iters)
     for name, times in steps:
         assert len(times) == opts.iters, f"{name}: {len(times)} timestamps for {opts.iters} iterations"
-    skip = opts.iters // 5  # warm-up
-    begin = steps[0][1]
-    rows = range(skip, opts.iters)
-    print(f"{'step':40s} {'since begin':>12s} {'since previous':>15s}   (medians, µs)")
-    previous = None
-    for name, times in steps:
-        since_begin = statistics.median(times[i] - begin[i] for i in rows) / 1e3
-        since_prev = "" if previous is None else f"{statistics.median(times[i] - previous[i] for i in rows) / 1e3:15.0f}"
-        print(f"{name:40s} {since_begin:12.0f} {since_prev}")
-        previous = times
-    cycle = [begin[i + 1] - begin[i] for i in range(skip, opts.iters - 1)]
-    print(f"iteration: median {statistics.median(cycle) / 1e3:.0f} µs, mean {statistics.mean(cycle) / 1e3:.0f} µs")
-
+    _launch.print_steps(steps, skip=opts.iters // 5)  # the first fifth is warm-up
 
 if __name__ == "__main__":
     main()

@@ -218,18 +218,7 @@ _STEPS = [
 
 def print_steps(times: dict[str, list[tuple]]) -> None:
     """Medians per step of the critical path (as ``critical_path.py`` prints silofed's)."""
-    n = min(len(t) for t in times.values())
-    begin = [t[0] for t in times["bob"]]
-    print(f"{'step':40s} {'since begin':>12s} {'since previous':>15s}   (medians, µs)")
-    previous = None
-    for name, party, index in _STEPS:
-        at = [t[index] for t in times[party]]
-        since_begin = statistics.median(at[i] - begin[i] for i in range(n)) / 1e3
-        since_prev = "" if previous is None else f"{statistics.median(at[i] - previous[i] for i in range(n)) / 1e3:15.0f}"
-        print(f"{name:40s} {since_begin:12.0f} {since_prev}")
-        previous = at
-    cycle = [begin[i + 1] - begin[i] for i in range(n - 1)]
-    print(f"iteration: median {statistics.median(cycle) / 1e3:.0f} µs, mean {statistics.mean(cycle) / 1e3:.0f} µs")
+    _launch.print_steps([(name, [t[index] for t in times[party]]) for name, party, index in _STEPS])
 
 
 def main() -> None:
