@@ -8,11 +8,12 @@ import ray
 
 import fed
 from tests.parties.harness import OBJECT_STORE_BYTES
+from tests.ray_start import start_local_ray
 
 
 def start_ray() -> None:
     """Start this party's own small Ray, as the harness expects."""
-    ray.init(num_cpus=2, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, log_to_driver=True)
+    start_local_ray(num_cpus=2, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, log_to_driver=True)
 
 
 def join(party: str, addresses: dict, **kwargs: Any) -> None:

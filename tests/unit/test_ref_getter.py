@@ -10,11 +10,12 @@ import pytest
 import ray
 
 from fed._ref_getter import RefGetter
+from tests.ray_start import start_local_ray
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, object_store_memory=100 << 20, include_dashboard=False, logging_level="warning")
+    start_local_ray(num_cpus=2, object_store_memory=100 << 20, include_dashboard=False, logging_level="warning")
     yield
     ray.shutdown()
 
