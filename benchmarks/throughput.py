@@ -5,7 +5,10 @@ from submitting a bob task that takes it to that task starting with the array
 in hand (both parties run on this machine, so their clocks agree). Meanwhile
 bob samples its driver process, where its receiver runs (REP 0060): private
 memory (RssAnon) and the shared-memory pages it wrote into bob's object
-store (RssShmem).
+store (RssShmem), over what it had just before the transfer; and its private
+memory over what it had before its first transfer, which also counts the
+payload buffers the receiver keeps mapped for reuse between transfers
+(REP 0170).
 
 Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3]
 """
@@ -59,10 +62,11 @@ def _rss(proc: psutil.Process) -> tuple[int, int]:
 class _Sampler:
     """Samples the receiving process's memory every few ms while a transfer runs."""
 
-    def __init__(self, proc: psutil.Process):
+    def __init__(self, proc: psutil.Process, first_anon: int):
         self.proc = proc
         self.base = _rss(proc)
-        self.peak_anon = self.peak_shm = self.peak_sum = 0
+        self.first_anon = first_anon
+        self.peak_anon = self.peak_shm = self.peak_sum = self.peak_anon_all = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -73,12 +77,13 @@ class _Sampler:
             da, ds = anon - self.base[0], shm - self.base[1]
             self.peak_anon, self.peak_shm = max(self.peak_anon, da), max(self.peak_shm, ds)
             self.peak_sum = max(self.peak_sum, da + ds)
+            self.peak_anon_all = max(self.peak_anon_all, anon - self.first_anon)
             time.sleep(0.005)
 
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
-        return {"anon": self.peak_anon, "shm": self.peak_shm, "sum": self.peak_sum}
+        return {"anon": self.peak_anon, "shm": self.peak_shm, "sum": self.peak_sum, "anon_all": self.peak_anon_all}
 
 
 def body(party, addresses, sizes, runs):
@@ -87,13 +92,14 @@ def body(party, addresses, sizes, runs):
     _launch.start_ray(object_store_bytes=store)
     fed.init(addresses=addresses, party=party)
     proc = psutil.Process() if party == "bob" else None  # the receiver runs in the driver
+    first_anon = _rss(proc)[0] if proc is not None else 0
     out = []
     for nbytes in sizes:
         for rep in range(runs + 1):  # the first one warms up
             arr = make.party("alice").remote(nbytes)
             if party == "alice":
                 ray.wait([arr.get_ray_object_ref()], fetch_local=False)
-            sampler = _Sampler(proc) if proc is not None else None
+            sampler = _Sampler(proc, first_anon) if proc is not None else None
             t0 = time.time()
             got = fed.get(consume.party("bob").remote(arr))
             mem = sampler.stop() if sampler is not None else None
@@ -121,6 +127,7 @@ def main() -> None:
         print(_launch.summary(f"alice->bob {label}", [nbytes / s / 1e6 for s in secs], "MB/s"))
         print(_launch.summary("  receiver peak extra (anon+shm) / payload", [m["sum"] / nbytes for m in mems], "x"))
         print(_launch.summary("    of which private (anon) / payload", [m["anon"] / nbytes for m in mems], "x"))
+        print(_launch.summary("  private over before the first transfer", [m["anon_all"] / nbytes for m in mems], "x"))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def _transport_config(cfg: JobConfig) -> TransportConfig:
         max_message_bytes=comm.messages_max_size_in_bytes,
         connect_timeout_s=comm.timeout_ms / 1000,
         unsolicited_budget_bytes=comm.unsolicited_buffer_bytes,
+        reuse_buffer_bytes=comm.reuse_buffer_bytes,
         tls=tls,
         allowed_globals=allowed_globals(comm),
         grpc_options=tuple(tuple(o) for o in comm.grpc_channel_options or ()),
@@ -422,7 +423,9 @@ def stats() -> dict:
                  "duplicates": int, "busy_replies": int,
                  "buffered_bytes": int,       # arrived, not yet asked for
                  "peak_buffered_bytes": int,  # peak of buffered plus reserved
-                 "rejected": {reason: int}}}  # refused messages by reason
+                 "rejected": {reason: int},   # refused messages by reason
+                 "payload_buffers": {         # buffers of payloads >= 1 MiB (REP 0170)
+                     "mapped": int, "reused": int, "idle_bytes": int}}}
 
         A peer appears under ``"sent"`` once something was sent to it.
         Latency is the duration of a send, from the start of its push to the

@@ -39,6 +39,9 @@ class CrossSiloComm(_Strict):
         1 << 20, ge=4096, le=64 << 20, description="Payload bytes per stream frame.")
     unsolicited_buffer_bytes: int = Field(
         1 << 30, gt=0, description="Receiver memory for data that arrived before the program asked for it.")
+    reuse_buffer_bytes: int = Field(
+        2 << 30, ge=0, description="Receiver memory kept mapped, for up to 30 s, to assemble the next large "
+        "payloads in once the values built on it are gone (REP 0170); 0 unmaps each buffer at once.")
     expose_error_trace: bool = Field(
         False, description="Send error messages and tracebacks to other parties (otherwise only the type).")
     exit_on_failure: bool = Field(

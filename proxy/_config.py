@@ -37,6 +37,8 @@ class TransportConfig:
         max_message_bytes: largest object accepted or sent.
         connect_timeout_s: how long a send retries while a peer is unreachable.
         unsolicited_budget_bytes: bytes of not-yet-requested data buffered.
+        reuse_buffer_bytes: bytes of large-payload buffers kept mapped for
+            reuse once their values are gone (proxy._buffers); 0: none.
         tls: mutual TLS files, or None for plaintext.
         allowed_globals: ``{module: [names]}`` that received pickles may
             reference, or None to allow everything (trusted peers).
@@ -56,6 +58,7 @@ class TransportConfig:
     max_message_bytes: int = 8 << 30
     connect_timeout_s: float = 60.0
     unsolicited_budget_bytes: int = 1 << 30
+    reuse_buffer_bytes: int = 2 << 30
     tls: Optional[TlsFiles] = None
     allowed_globals: Optional[Mapping[str, tuple]] = None
     grpc_options: tuple = field(default_factory=tuple)

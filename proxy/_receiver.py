@@ -13,13 +13,13 @@ import collections
 import functools
 import logging
 import time
-import mmap
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import grpc
 
 from proxy import _wire_pb2 as wire
+from proxy._buffers import PayloadBuffers
 from proxy._config import TransportConfig
 from proxy._identity import identity_mismatch
 from proxy._receive_table import Admission, Arrival, ReceiveTable
@@ -39,26 +39,8 @@ _BUSY_HOLD_S = 1.0
 # Small messages held for room per sending party; beyond it they are answered
 # BUSY at once. An honest sender has at most this many unanswered (proxy._sender).
 _MAX_HELD_PER_PEER = 256
-# Payloads from this size on are assembled in an anonymous memory mapping.
-_MMAP_FROM = 1 << 20
-
-
-def _assembly_buffer(size: int) -> mmap.mmap:
-    """A buffer for a large payload: a private anonymous mapping, in huge pages where the kernel allows.
-
-    The kernel hands out zero pages as they are first written (bytearray(n)
-    zero-fills every page up front, touching each twice), and with huge
-    pages it does so 512 times less often: first writes measured 2.9 GB/s
-    in 4 KiB pages and 13-17 GB/s in 2 MiB pages here, 1.9 GB/s for a
-    shared mapping (benchmarks/README.md).
-    """
-    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            buffer.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:  # no transparent huge pages here: 4 KiB pages then
-            pass
-    return buffer
+# Payloads from this size on are assembled in a mapped, reusable buffer (proxy._buffers).
+_MAPPED_FROM = 1 << 20
 
 
 class _Rejected(Exception):
@@ -119,6 +101,7 @@ class ReceiverProxy:
     def __init__(self, config: TransportConfig):
         self._cfg = config
         self._table = ReceiveTable(config.unsolicited_budget_bytes)
+        self._buffers = PayloadBuffers(config.reuse_buffer_bytes)
         self._server: grpc.aio.Server | None = None
         self._rejected: collections.Counter[str] = collections.Counter()
         # peer -> "running" | "done" | "aborted: ..." | "unreachable: ..."
@@ -184,6 +167,7 @@ class ReceiverProxy:
             await self._server.stop(grace_s)
             self._server = None
         self._table.fail_all(TransportError("the receiver proxy was stopped", peer=self._cfg.party))
+        self._buffers.close()
 
     async def recv(self, src: str, key: str, producer: str) -> Any:
         """Wait for object ``key`` from ``src`` and return its value.
@@ -262,8 +246,10 @@ class ReceiverProxy:
             sources), ``duplicates``, ``busy_replies`` (pushes answered busy),
             ``buffered_bytes`` (arrived, not yet asked for),
             ``peak_buffered_bytes`` (buffered plus reserved),
-            ``rejected`` (``{reason: count}``) and ``from``:
-            ``{peer: {"received", "received_bytes"}}`` per source party.
+            ``rejected`` (``{reason: count}``), ``from``:
+            ``{peer: {"received", "received_bytes"}}`` per source party, and
+            ``payload_buffers``: ``{"mapped", "reused", "idle_bytes"}``
+            (large-payload buffers mapped and reused so far, bytes kept idle).
         """
         s = self._table.stats
         return {
@@ -275,6 +261,8 @@ class ReceiverProxy:
             "peak_buffered_bytes": s.peak_buffered_bytes,
             "rejected": dict(self._rejected),
             "from": {p: {"received": n, "received_bytes": b} for p, (n, b) in self._from.items()},
+            "payload_buffers": {"mapped": self._buffers.mapped, "reused": self._buffers.reused,
+                                "idle_bytes": self._buffers.idle_bytes},
         }
 
     async def timeline(self) -> dict:
@@ -574,6 +562,7 @@ class ReceiverProxy:
                 logger.error("party %s is unreachable: %s", peer, reason)
                 self._set_peer_state(peer, f"unreachable: {reason}")
                 self._table.fail_all(PeerFailure(peer, f"it is unreachable: {reason}"))
+            self._buffers.trim()
             await asyncio.sleep(self._cfg.ping_interval_s)
 
     async def _admit(self, header: wire.Header, total: int) -> Admission:
@@ -625,7 +614,7 @@ class ReceiverProxy:
         return h
 
     async def _read_payload(self, frames, header: wire.Header, total: int) -> memoryview:
-        payload = memoryview(_assembly_buffer(total) if total >= _MMAP_FROM else bytearray(total))
+        payload = self._buffers.take(total) if total >= _MAPPED_FROM else memoryview(bytearray(total))
         view = payload
         filled = 0
         while True:
