@@ -10,7 +10,10 @@ memory over what it had before its first transfer, which also counts the
 payload buffers the receiver keeps mapped for reuse between transfers
 (REP 0170).
 
-Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3]
+Usage: python benchmarks/throughput.py [--sizes 1M,16M,256M,1G] [--runs 3] [--pause 0]
+
+``--pause S`` waits S seconds before each transfer, as a job computes between
+rounds: memory freed meanwhile may have gone back to the VM's host (REP 0170).
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ class _Sampler:
         return {"anon": self.peak_anon, "shm": self.peak_shm, "sum": self.peak_sum, "anon_all": self.peak_anon_all}
 
 
-def body(party, addresses, sizes, runs):
+def body(party, addresses, sizes, runs, pause=0.0):
     biggest = max(sizes)
     store = max(512 << 20, min(2 * biggest + (512 << 20), biggest + (1 << 30)))
     _launch.start_ray(object_store_bytes=store)
@@ -96,6 +99,7 @@ def body(party, addresses, sizes, runs):
     out = []
     for nbytes in sizes:
         for rep in range(runs + 1):  # the first one warms up
+            time.sleep(pause)
             arr = make.party("alice").remote(nbytes)
             if party == "alice":
                 ray.wait([arr.get_ray_object_ref()], fetch_local=False)
@@ -117,9 +121,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1M,16M,256M,1G")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--pause", type=float, default=0.0, help="seconds to wait before each transfer")
     opts = ap.parse_args()
     sizes = [parse_size(s) for s in opts.sizes.split(",")]
-    res = _launch.run(body, ("alice", "bob"), args=dict(sizes=sizes, runs=opts.runs), timeout=1800)
+    res = _launch.run(body, ("alice", "bob"), args=dict(sizes=sizes, runs=opts.runs, pause=opts.pause), timeout=1800)
     for nbytes in sizes:
         secs = [r["seconds"] for r in res["alice"]["value"] if r["bytes"] == nbytes]
         mems = [r["mem"] for r in res["bob"]["value"] if r["bytes"] == nbytes]
