@@ -10,7 +10,10 @@ silofed's cost over the transport alone in those minutes. Prints every pair,
 then the medians and the median of the per-pair differences, for the mean
 time per iteration and for the median single iteration.
 
-Usage: python benchmarks/vs_floor.py [--pairs N] [--iters N] [--link grpc|socket]
+With ``--chain``, the same for the 3-party chain (``chain_floor.py`` against
+the chain of ``tiny_tasks.py``), in ms per hop.
+
+Usage: python benchmarks/vs_floor.py [--pairs N] [--iters N] [--link grpc|socket] [--chain]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import _launch, tiny_tasks, two_rays_floor  # noqa: E402
+from benchmarks import _launch, chain_floor, tiny_tasks, two_rays_floor  # noqa: E402
 
 
 def floor_run(iters: int, link: str) -> tuple[float, float]:
@@ -40,12 +43,42 @@ def silofed_run(iters: int) -> tuple[float, float]:
     return mean, median
 
 
+def chain_floor_run(iters: int, link: str) -> float:
+    """ms per hop of the chain without silofed."""
+    res = _launch.run(chain_floor.body, ("alice", "bob", "carol"), args=dict(iters=iters, warmup=50, link=link))
+    return max(r["value"][0] for r in res.values())
+
+
+def silofed_chain_run(iters: int) -> float:
+    """ms per hop of silofed's chain."""
+    res = _launch.run(tiny_tasks.chain_body, ("alice", "bob", "carol"), args=dict(iters=iters, warmup=50))
+    return max(r["value"] for r in res.values())
+
+
+def compare_chains(pairs: int, iters: int, link: str) -> None:
+    """Print each pair of chain runs and the median difference per hop."""
+    diffs, floors, silofeds = [], [], []
+    for i in range(pairs):
+        floor, silofed = chain_floor_run(iters, link), silofed_chain_run(iters)
+        floors.append(floor)
+        silofeds.append(silofed)
+        diffs.append(silofed - floor)
+        print(f"pair {i + 1}: floor {floor:.2f}  silofed {silofed:.2f}  difference {diffs[-1]:+.2f} ms/hop", flush=True)
+    print(f"chain: floor {statistics.median(floors):.2f}, silofed {statistics.median(silofeds):.2f} ms/hop; "
+          f"silofed - floor per pair: median {statistics.median(diffs):+.2f} (min {min(diffs):+.2f}, "
+          f"max {max(diffs):+.2f}), n={len(diffs)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--iters", type=int, default=800)
     ap.add_argument("--link", choices=("grpc", "socket"), default="grpc")
+    ap.add_argument("--chain", action="store_true", help="compare the 3-party chain instead of the loop")
     opts = ap.parse_args()
+    if opts.chain:
+        compare_chains(opts.pairs, opts.iters // 2, opts.link)
+        return
     pairs = []
     for i in range(opts.pairs):
         floor, silofed = floor_run(opts.iters, opts.link), silofed_run(opts.iters)
