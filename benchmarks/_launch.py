@@ -112,6 +112,19 @@ def start_ray(object_store_bytes: int = 300 << 20) -> None:
              logging_level="warning", log_to_driver=True)
 
 
+def seconds_per_call(step: Callable[[], Any], iters: int, warmup: int,
+                     after_warmup: Callable[[], Any] = lambda: None) -> float:
+    """Mean seconds per ``step()`` over ``iters`` calls, after ``warmup`` untimed calls
+    (``after_warmup()`` runs between, e.g. to drop what the warm-up recorded)."""
+    for _ in range(warmup):
+        step()
+    after_warmup()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return (time.perf_counter() - t0) / iters
+
+
 def summary(name: str, values: Sequence[float], unit: str) -> str:
     """One line: ``name: median (min..max, n runs) unit``."""
     return (f"{name:<44} median {statistics.median(values):9.2f}  min {min(values):9.2f}  "

@@ -24,7 +24,6 @@ import pickle
 import queue
 import socket
 import statistics
-import struct
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
-from benchmarks.two_rays_floor import _recv  # noqa: E402
+from benchmarks.two_rays_floor import _dial, _recv, _send  # noqa: E402
 
 now = time.monotonic_ns
 
@@ -56,28 +55,14 @@ class _SocketMesh:
         host, port = addresses[party].rsplit(":", 1)
         senders = [p for p, dsts in _NEXT.items() if party in dsts]
         with socket.create_server((host, int(port))) as server:
-            self._out = {dst: self._dial(party, addresses[dst]) for dst in _NEXT[party]}
+            self._out = {dst: _dial(addresses[dst]) for dst in _NEXT[party]}
+            for sock in self._out.values():
+                _send(sock, party)  # tells the receiver who this connection is from
             self._in = {}
             while len(self._in) < len(senders):
                 sock, _ = server.accept()
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._in[_recv(sock)] = sock
-
-    @staticmethod
-    def _dial(party: str, address: str) -> socket.socket:
-        host, port = address.rsplit(":", 1)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                sock = socket.create_connection((host, int(port)))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _send(sock, party)  # tells the receiver who this connection is from
-        return sock
 
     def send(self, dst: str, value) -> None:
         _send(self._out[dst], value)
@@ -88,11 +73,6 @@ class _SocketMesh:
     def close(self) -> None:
         for sock in (*self._out.values(), *self._in.values()):
             sock.close()
-
-
-def _send(sock: socket.socket, value) -> None:
-    data = pickle.dumps(value)
-    sock.sendall(struct.pack("!I", len(data)) + data)
 
 
 class _GrpcMesh:
@@ -162,15 +142,9 @@ def body(party, addresses, iters, warmup, link="socket"):
         if party != "carol":
             mesh.recv("carol")  # the chain's result, as fed.get at every party
 
-    for _ in range(warmup):
-        one()
-    steps.clear()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        one()
-    elapsed = time.perf_counter() - t0
+    per_iteration = _launch.seconds_per_call(one, iters, warmup, steps.clear)
     mesh.close()
-    return elapsed / iters / 3 * 1000, steps
+    return per_iteration / 3 * 1000, steps
 
 
 def main() -> None:

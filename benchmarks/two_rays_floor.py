@@ -60,8 +60,7 @@ class _SocketLink:
         self._sock = _connect(party, addresses["alice"])
 
     def send(self, value) -> None:
-        data = pickle.dumps(value)
-        self._sock.sendall(struct.pack("!I", len(data)) + data)
+        _send(self._sock, value)
 
     def recv(self):
         return _recv(self._sock)
@@ -145,21 +144,33 @@ def _recv(sock: socket.socket):
     return pickle.loads(_recv_exactly(sock, n))
 
 
-def _connect(party: str, address: str) -> socket.socket:
+def _send(sock: socket.socket, value) -> None:
+    data = pickle.dumps(value)
+    sock.sendall(struct.pack("!I", len(data)) + data)
+
+
+def _dial(address: str) -> socket.socket:
+    """A connection to ``address``, retried for up to 60 s while nobody listens there yet."""
     host, port = address.rsplit(":", 1)
-    if party == "alice":
-        with socket.create_server((host, int(port))) as server:
-            sock, _ = server.accept()
-    else:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                sock = socket.create_connection((host, int(port)))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            sock = socket.create_connection((host, int(port)))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _connect(party: str, address: str) -> socket.socket:
+    if party != "alice":
+        return _dial(address)
+    host, port = address.rsplit(":", 1)
+    with socket.create_server((host, int(port))) as server:
+        sock, _ = server.accept()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -189,15 +200,9 @@ def body(party, addresses, iters, warmup, link="socket"):
             channel.recv()
             times.append((begin, submitted, started, value, handed, now()))
 
-    for _ in range(warmup):
-        one()
-    times.clear()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        one()
-    elapsed = time.perf_counter() - t0
+    per_iteration = _launch.seconds_per_call(one, iters, warmup, times.clear)
     channel.close()
-    return elapsed / iters * 1000, times
+    return per_iteration * 1000, times
 
 
 # The critical path of one iteration: (step, party, index in that party's tuple of times).
