@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,30 +44,33 @@ def silofed_run(iters: int) -> tuple[float, float]:
     return mean, median
 
 
-def chain_floor_run(iters: int, link: str) -> float:
-    """ms per hop of the chain without silofed."""
+def chain_floor_run(iters: int, link: str) -> tuple[float]:
+    """(ms per hop,) of the chain without silofed."""
     res = _launch.run(chain_floor.body, ("alice", "bob", "carol"), args=dict(iters=iters, warmup=50, link=link))
-    return max(r["value"][0] for r in res.values())
+    return (max(r["value"][0] for r in res.values()),)
 
 
-def silofed_chain_run(iters: int) -> float:
-    """ms per hop of silofed's chain."""
+def silofed_chain_run(iters: int) -> tuple[float]:
+    """(ms per hop,) of silofed's chain."""
     res = _launch.run(tiny_tasks.chain_body, ("alice", "bob", "carol"), args=dict(iters=iters, warmup=50))
-    return max(r["value"] for r in res.values())
+    return (max(r["value"] for r in res.values()),)
 
 
-def compare_chains(pairs: int, iters: int, link: str) -> None:
-    """Print each pair of chain runs and the median difference per hop."""
-    diffs, floors, silofeds = [], [], []
+def compare(pairs: int, floor: Callable[[], tuple], silofed: Callable[[], tuple], figures: Sequence[str],
+            unit: str) -> None:
+    """Run ``pairs`` pairs (floor, then silofed); print each pair, then per figure the medians
+    and the median of the per-pair differences. Each run returns one value per name in ``figures``."""
+    runs = []
     for i in range(pairs):
-        floor, silofed = chain_floor_run(iters, link), silofed_chain_run(iters)
-        floors.append(floor)
-        silofeds.append(silofed)
-        diffs.append(silofed - floor)
-        print(f"pair {i + 1}: floor {floor:.2f}  silofed {silofed:.2f}  difference {diffs[-1]:+.2f} ms/hop", flush=True)
-    print(f"chain: floor {statistics.median(floors):.2f}, silofed {statistics.median(silofeds):.2f} ms/hop; "
-          f"silofed - floor per pair: median {statistics.median(diffs):+.2f} (min {min(diffs):+.2f}, "
-          f"max {max(diffs):+.2f}), n={len(diffs)}")
+        f, s = floor(), silofed()
+        runs.append((f, s))
+        print(f"pair {i + 1}: floor {' / '.join(f'{v:.2f}' for v in f)}  silofed {' / '.join(f'{v:.2f}' for v in s)}"
+              f"  difference {s[0] - f[0]:+.2f} {unit} ({' / '.join(figures)})", flush=True)
+    for j, what in enumerate(figures):
+        diffs = [s[j] - f[j] for f, s in runs]
+        print(f"{what}: floor {statistics.median(f[j] for f, _ in runs):.2f}, silofed "
+              f"{statistics.median(s[j] for _, s in runs):.2f} {unit}; silofed - floor per pair: median "
+              f"{statistics.median(diffs):+.2f} (min {min(diffs):+.2f}, max {max(diffs):+.2f}), n={len(runs)}")
 
 
 def main() -> None:
@@ -77,19 +81,12 @@ def main() -> None:
     ap.add_argument("--chain", action="store_true", help="compare the 3-party chain instead of the loop")
     opts = ap.parse_args()
     if opts.chain:
-        compare_chains(opts.pairs, opts.iters // 2, opts.link)
-        return
-    pairs = []
-    for i in range(opts.pairs):
-        floor, silofed = floor_run(opts.iters, opts.link), silofed_run(opts.iters)
-        pairs.append((floor, silofed))
-        print(f"pair {i + 1}: floor {floor[0]:.2f} (median {floor[1]:.2f})  silofed {silofed[0]:.2f} "
-              f"(median {silofed[1]:.2f})  difference {silofed[0] - floor[0]:+.2f} ms/iter", flush=True)
-    for j, what in enumerate(("mean", "median single iteration")):
-        diffs = [s[j] - f[j] for f, s in pairs]
-        print(f"{what}: floor {statistics.median(f[j] for f, _ in pairs):.2f}, silofed "
-              f"{statistics.median(s[j] for _, s in pairs):.2f} ms/iter; silofed - floor per pair: median "
-              f"{statistics.median(diffs):+.2f} (min {min(diffs):+.2f}, max {max(diffs):+.2f}), n={len(pairs)}")
+        iters = opts.iters // 2
+        compare(opts.pairs, lambda: chain_floor_run(iters, opts.link), lambda: silofed_chain_run(iters),
+                ("chain, mean",), "ms/hop")
+    else:
+        compare(opts.pairs, lambda: floor_run(opts.iters, opts.link), lambda: silofed_run(opts.iters),
+                ("mean", "median single iteration"), "ms/iter")
 
 
 if __name__ == "__main__":

@@ -72,11 +72,12 @@ class PayloadBuffers:
             self._sort_in_returned()
             mapping = self._pop_fitting(size)
             self._trim()
+            if mapping is None:
+                self.mapped += 1
+            else:
+                self.reused += 1
         if mapping is None:
             mapping = _new_mapping(-(-size // _HUGE_PAGE) * _HUGE_PAGE)
-            self.mapped += 1
-        else:
-            self.reused += 1
         loan = (ctypes.c_char * len(mapping)).from_buffer(mapping)
         finalizer = weakref.finalize(loan, self._give_back, mapping)
         finalizer.atexit = False
