@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
-from benchmarks.tiny_tasks import Aggregator, Tiny, _busy_cpu_s  # noqa: E402
+from benchmarks.tiny_tasks import _busy_cpu_s, start_loop  # noqa: E402
 from fed import _receiver_host  # noqa: E402  (private steps are what the toggles switch)
 from fed._ref_getter import RefGetter  # noqa: E402
 
@@ -84,15 +84,8 @@ def _toggle(name: str, spin_us: float) -> Callable[[str], None]:
 
 
 def body(party, addresses, iters, warmup, toggle, block, seed, spin_us):
-    _launch.start_ray()
-    fed.init(addresses=addresses, party=party)
+    one = start_loop(party, addresses)
     apply = _toggle(toggle, spin_us)
-    a, b = Tiny.party("alice").remote(), Tiny.party("bob").remote()
-    agg = Aggregator.party("alice").remote()
-
-    def one():
-        fed.get(agg.aggr.remote(a.run.remote(), b.run.remote()))
-
     for _ in range(warmup):
         one()
     rng = random.Random(seed)  # the same order at both parties: they switch at the same iteration

@@ -31,21 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
-from benchmarks.tiny_tasks import Aggregator, Tiny  # noqa: E402
+from benchmarks.tiny_tasks import start_loop  # noqa: E402
 
 BANDS_MS = (2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 PHASE_BINS = 20
 
 
 def body(party, addresses, iters, warmup, ray_options):
-    _launch.start_ray()
-    fed.init(addresses=addresses, party=party)
-    a, b = (Tiny.party(p).options(**ray_options).remote() for p in ("alice", "bob"))
-    agg = Aggregator.party("alice").options(**ray_options).remote()
-
-    def one():
-        fed.get(agg.aggr.remote(a.run.remote(), b.run.remote()))
-
+    one = start_loop(party, addresses, ray_options)
     for _ in range(warmup):
         one()
     full_ms: list[float] = []

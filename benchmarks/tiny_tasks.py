@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,15 +45,25 @@ def hop(x):
     return x
 
 
-def loop_body(party, addresses, iters, warmup, profile=None):
+def start_loop(party: str, addresses: dict[str, str], ray_options: Optional[dict] = None) -> Callable[[], None]:
+    """Start this party's Ray and silofed and the loop's actors; returns one iteration of the loop.
+
+    ``ray_options`` are Ray options for the actors (e.g. ``enable_task_events``).
+    """
     _launch.start_ray()
     fed.init(addresses=addresses, party=party)
-    a, b = Tiny.party("alice").remote(), Tiny.party("bob").remote()
-    agg = Aggregator.party("alice").remote()
+    ray_options = ray_options or {}
+    a, b = (Tiny.party(p).options(**ray_options).remote() for p in ("alice", "bob"))
+    agg = Aggregator.party("alice").options(**ray_options).remote()
 
     def one():
         fed.get(agg.aggr.remote(a.run.remote(), b.run.remote()))
 
+    return one
+
+
+def loop_body(party, addresses, iters, warmup, profile=None):
+    one = start_loop(party, addresses)
     for _ in range(warmup):
         one()
     prof = None
