@@ -22,6 +22,9 @@ Variants (``--toggle``):
 * ``spin``: nothing (A) vs a busy wait of ``--spin-us`` in every receive's
   resolution at both parties (B): a known cost on the critical path, to see
   what difference this method can resolve.
+* ``spin-after``: the same busy wait once the receive is resolved, where the
+  receiver answers the message (B): what the proxy loop's Python costs the
+  program woken by that receive.
 
 Prints, per run, each variant's mean ms per iteration and CPU of all
 processes per iteration, and the median of the paired block differences;
@@ -47,8 +50,9 @@ from benchmarks import _launch  # noqa: E402
 from benchmarks.tiny_tasks import _busy_cpu_s, start_loop  # noqa: E402
 from fed import _receiver_host  # noqa: E402  (private steps are what the toggles switch)
 from fed._ref_getter import RefGetter  # noqa: E402
+from proxy._stream_answers import StreamAnswers  # noqa: E402
 
-TOGGLES = ("switch-interval", "hand-over", "ref-getter", "spin")
+TOGGLES = ("switch-interval", "hand-over", "ref-getter", "spin", "spin-after")
 
 
 def _toggle(name: str, spin_us: float) -> Callable[[str], None]:
@@ -70,16 +74,35 @@ def _toggle(name: str, spin_us: float) -> Callable[[str], None]:
         def apply(which: str) -> None:
             RefGetter.value = value if which == "A" else awaited
         return apply
-    resolve = _receiver_host.DriverReceiver._resolve
+    return _spin_toggle(name, spin_us)
 
-    def slowed(self, *args):
-        until = time.perf_counter() + spin_us / 1e6
-        while time.perf_counter() < until:
-            pass
-        return resolve(self, *args)
+
+def _busy_wait(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+def _spin_toggle(name: str, spin_us: float) -> Callable[[str], None]:
+    """Variant B busy-waits ``spin_us`` in every receive: as it is resolved (``spin``) or
+    once it is resolved, where the receiver answers it (``spin-after``)."""
+    if name == "spin":
+        owner, attr = _receiver_host.DriverReceiver, "_resolve"
+        original = owner._resolve
+
+        def slowed(self, *args):
+            _busy_wait(spin_us / 1e6)
+            return original(self, *args)
+    else:
+        owner, attr = StreamAnswers, "answer"
+        original = owner.answer
+
+        async def slowed(self, *args, **kwargs):
+            _busy_wait(spin_us / 1e6)
+            return await original(self, *args, **kwargs)
 
     def apply(which: str) -> None:
-        _receiver_host.DriverReceiver._resolve = resolve if which == "A" else slowed
+        setattr(owner, attr, original if which == "A" else slowed)
     return apply
 
 
@@ -111,7 +134,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=9000, help="iterations per run, both variants together")
     ap.add_argument("--block", type=int, default=150)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--spin-us", type=float, default=50.0, help="busy wait per receive in variant B of --toggle spin")
+    ap.add_argument("--spin-us", type=float, default=50.0, help="busy wait per receive in variant B of the spin toggles")
     opts = ap.parse_args()
     if opts.iters < 2 * opts.block:
         ap.error("--iters must be at least two blocks")
