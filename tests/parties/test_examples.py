@@ -1,48 +1,23 @@
 """The examples and ``fed demo``, run exactly as a user would: through the ``fed`` command.
 
-Each run is one ``python -m fed ...`` subprocess under a hard timeout; on timeout
-it and every process it started (parties, their Ray) are killed and the test
-fails with the whole output.
+Each run is one ``python -m fed ...`` subprocess under a hard timeout
+(tests/parties/commands.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from fed._cli import write_local_config
+from tests.parties.commands import run_commands
 
 pytestmark = pytest.mark.parties
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _start(argv) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.Popen([sys.executable, "-m", "fed", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env, start_new_session=True)
-
-
-def _kill_family(proc: subprocess.Popen) -> None:
-    family = [proc.pid]
-    try:
-        family += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.Error:
-        pass
-    for pid in family:  # `fed run` starts each party in its own session: kill each process
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def fed_commands(*argvs, timeout: float) -> list[str]:
@@ -50,28 +25,7 @@ def fed_commands(*argvs, timeout: float) -> list[str]:
 
     Returns their outputs; fails the test with every output if one fails or time runs out.
     """
-    procs = [_start(argv) for argv in argvs]
-    deadline = time.monotonic() + timeout
-    outs, timed_out = [], False
-    try:
-        for proc in procs:
-            try:
-                outs.append(proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[0])
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                break
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                _kill_family(proc)
-        outs += [proc.communicate()[0] for proc in procs[len(outs):]]
-    report = "\n".join(f"===== fed {' '.join(a)} (exit {p.returncode}) =====\n{o}"
-                       for a, p, o in zip(argvs, procs, outs))
-    if timed_out:
-        pytest.fail(f"timed out after {timeout} s\n{report}", pytrace=False)
-    if any(p.returncode != 0 for p in procs):
-        pytest.fail(f"a command failed\n{report}", pytrace=False)
-    return outs
+    return run_commands(*[(sys.executable, "-m", "fed", *argv) for argv in argvs], timeout=timeout)
 
 
 def fed_command(*argv: str, timeout: float) -> str:
