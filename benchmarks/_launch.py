@@ -104,12 +104,12 @@ def _kill_session(pid: int) -> None:
             pass
 
 
-def start_ray(object_store_bytes: int = 300 << 20) -> None:
-    """Start this party's own Ray (2 CPUs, no dashboard), as the tests do."""
+def start_ray(object_store_bytes: int = 300 << 20, resources: Optional[dict] = None) -> None:
+    """Start this party's own Ray (2 CPUs, no dashboard, custom ``resources`` if given), as the tests do."""
     import ray
 
     ray.init(num_cpus=2, object_store_memory=object_store_bytes, include_dashboard=False,
-             logging_level="warning", log_to_driver=True)
+             logging_level="warning", log_to_driver=True, resources=resources)
 
 
 def seconds_per_call(step: Callable[[], Any], iters: int, warmup: int,

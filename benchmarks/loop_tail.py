@@ -13,9 +13,11 @@ iteration at alice. Prints:
   run, and how long each took.
 
 ``--no-task-events`` creates the loop's actors with Ray's
-``enable_task_events=False``, to compare.
+``enable_task_events=False``, to compare; ``--actor-proxies`` runs every
+party's proxies as Ray actors (as ``send_resource_label`` and
+``recv_resource_label`` do) instead of in its driver.
 
-Usage: python benchmarks/loop_tail.py [--iters N] [--no-task-events]
+Usage: python benchmarks/loop_tail.py [--iters N] [--no-task-events] [--actor-proxies]
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ BANDS_MS = (2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 PHASE_BINS = 20
 
 
-def body(party, addresses, iters, warmup, ray_options):
-    one = start_loop(party, addresses, ray_options)
+def body(party, addresses, iters, warmup, ray_options, actor_proxies):
+    one = start_loop(party, addresses, ray_options, actor_proxies)
     for _ in range(warmup):
         one()
     full_ms: list[float] = []
@@ -91,9 +93,12 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=5000)
     ap.add_argument("--no-task-events", action="store_true",
                     help="create the actors with Ray's enable_task_events=False")
+    ap.add_argument("--actor-proxies", action="store_true",
+                    help="run both parties' proxies as Ray actors (send/recv_resource_label) instead of in the driver")
     opts = ap.parse_args()
     ray_options = {"enable_task_events": False} if opts.no_task_events else {}
-    res = _launch.run(body, ("alice", "bob"), args=dict(iters=opts.iters, warmup=100, ray_options=ray_options))
+    res = _launch.run(body, ("alice", "bob"), args=dict(iters=opts.iters, warmup=100, ray_options=ray_options,
+                                                        actor_proxies=opts.actor_proxies))
     _report(res["alice"]["value"][0])
     print("full garbage collections during the run (ms each): " +
           ", ".join(f"{p} {[round(ms, 1) for ms in r['value'][1]]}" for p, r in res.items()))

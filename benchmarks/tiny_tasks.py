@@ -45,13 +45,21 @@ def hop(x):
     return x
 
 
-def start_loop(party: str, addresses: dict[str, str], ray_options: Optional[dict] = None) -> Callable[[], None]:
+def start_loop(party: str, addresses: dict[str, str], ray_options: Optional[dict] = None,
+               actor_proxies: bool = False) -> Callable[[], None]:
     """Start this party's Ray and silofed and the loop's actors; returns one iteration of the loop.
 
-    ``ray_options`` are Ray options for the actors (e.g. ``enable_task_events``).
+    ``ray_options`` are Ray options for the actors (e.g. ``enable_task_events``);
+    ``actor_proxies`` runs both proxies as Ray actors (pinned to a "gateway" resource)
+    instead of in the driver.
     """
-    _launch.start_ray()
-    fed.init(addresses=addresses, party=party)
+    config = None
+    if actor_proxies:
+        _launch.start_ray(resources={"gateway": 2})
+        config = {"cross_silo_comm": {"send_resource_label": {"gateway": 1}, "recv_resource_label": {"gateway": 1}}}
+    else:
+        _launch.start_ray()
+    fed.init(addresses=addresses, party=party, config=config)
     ray_options = ray_options or {}
     a, b = (Tiny.party(p).options(**ray_options).remote() for p in ("alice", "bob"))
     agg = Aggregator.party("alice").options(**ray_options).remote()

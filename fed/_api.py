@@ -64,10 +64,17 @@ def _transport_config(cfg: JobConfig) -> TransportConfig:
     )
 
 
-def _start_proxy(cls: type, name: str, resources: Optional[Mapping[str, float]], *args: Any):
-    options: dict[str, Any] = dict(name=name, num_cpus=0, max_concurrency=100_000)
+def proxy_actor_options(name: str, resources: Optional[Mapping[str, float]]) -> dict[str, Any]:
+    """Ray options of a proxy run as an actor: named, no CPU, many calls at once, and no
+    task events (every message is a call to it; REP 0180)."""
+    options: dict[str, Any] = dict(name=name, num_cpus=0, max_concurrency=100_000, enable_task_events=False)
     if resources:
         options["resources"] = dict(resources)
+    return options
+
+
+def _start_proxy(cls: type, name: str, resources: Optional[Mapping[str, float]], *args: Any):
+    options = proxy_actor_options(name, resources)
     deadline = time.monotonic() + 10
     while True:
         try:
