@@ -53,13 +53,9 @@ def start_loop(party: str, addresses: dict[str, str], ray_options: Optional[dict
     ``actor_proxies`` runs both proxies as Ray actors (pinned to a "gateway" resource)
     instead of in the driver.
     """
-    config = None
-    if actor_proxies:
-        _launch.start_ray(resources={"gateway": 2})
-        config = {"cross_silo_comm": {"send_resource_label": {"gateway": 1}, "recv_resource_label": {"gateway": 1}}}
-    else:
-        _launch.start_ray()
-    fed.init(addresses=addresses, party=party, config=config)
+    _launch.start_ray(resources={"gateway": 2} if actor_proxies else None)
+    pinned = {"send_resource_label": {"gateway": 1}, "recv_resource_label": {"gateway": 1}}
+    fed.init(addresses=addresses, party=party, config={"cross_silo_comm": pinned} if actor_proxies else None)
     ray_options = ray_options or {}
     a, b = (Tiny.party(p).options(**ray_options).remote() for p in ("alice", "bob"))
     agg = Aggregator.party("alice").options(**ray_options).remote()
