@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -175,12 +176,18 @@ def _connect(party: str, address: str) -> socket.socket:
     return sock
 
 
-def body(party, addresses, iters, warmup, link="socket"):
+def start_loop(party: str, addresses: dict[str, str], link: str = "socket",
+               times: Optional[list] = None) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Start this party's Ray, the link and the loop's actors.
+
+    Returns one iteration of the loop and the link's ``close``; each
+    iteration appends this party's step times (see ``_STEPS``) to ``times``.
+    """
     _launch.start_ray()
     channel = (_GrpcLink if link == "grpc" else _SocketLink)(party, addresses)
     actor = Tiny.remote()
     aggregator = Tiny.remote() if party == "alice" else None
-    times = []  # per iteration, this party's steps (see _STEPS), in ns
+    times = [] if times is None else times
 
     def one():
         if party == "alice":
@@ -200,8 +207,14 @@ def body(party, addresses, iters, warmup, link="socket"):
             channel.recv()
             times.append((begin, submitted, started, value, handed, now()))
 
+    return one, channel.close
+
+
+def body(party, addresses, iters, warmup, link="socket"):
+    times: list = []  # per iteration, this party's steps (see _STEPS), in ns
+    one, close = start_loop(party, addresses, link, times)
     per_iteration = _launch.seconds_per_call(one, iters, warmup, times.clear)
-    channel.close()
+    close()
     return per_iteration * 1000, times
 
 

@@ -33,6 +33,7 @@ SMOKE_ARGS = {
     "proxy_ab": ["--base", ".", "--blocks", "2", "--rounds", "20"],
     "in_run_ab": ["--toggle", "hand-over", "--iters", "300", "--runs", "1"],
     "loop_tail": ["--iters", "100"],
+    "thread_cpu": ["--pairs", "1", "--iters", "50"],
 }
 
 # what each prints once it measured something: "median <figure>" unless said here
