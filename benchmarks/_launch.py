@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import psutil
 
-from fed._launch import free_local_ports
+from fed._cli.launch import free_local_ports
 
 REPO = Path(__file__).resolve().parents[1]
 

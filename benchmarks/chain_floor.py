@@ -82,7 +82,7 @@ class _GrpcMesh:
 
     def __init__(self, party: str, addresses: dict[str, str]):
         import proxy  # noqa: F401  (imports gRPC with the polling endpoints, as silofed does)
-        from fed._loop_thread import new_event_loop
+        from fed._hosts.loop_thread import new_event_loop
 
         self._party = party
         self._arrived: dict[str, queue.SimpleQueue] = {p: queue.SimpleQueue() for p in addresses}

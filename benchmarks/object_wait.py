@@ -4,7 +4,7 @@ One process, one Ray (no parties): an actor method returns the time it
 returned; a coroutine on a proxy-style loop thread waits for the value and
 notes how long after the return it has it. The two ways alternate in blocks
 (so a slow phase of the machine hits both): ``await ref`` (Ray's completion
-callback) and ``fed._ref_getter.RefGetter`` (``ray.get`` on a helper thread,
+callback) and ``fed._hosts.ref_getter.RefGetter`` (``ray.get`` on a helper thread,
 reps/0140-quick-object-gets.md). Prints, per way, the median over blocks of
 each block's median, with min and max.
 
@@ -24,8 +24,8 @@ import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
 from benchmarks.two_rays_floor import Tiny, now  # noqa: E402  (an actor whose run() returns when it ran)
-from fed._loop_thread import LoopThread  # noqa: E402
-from fed._ref_getter import RefGetter  # noqa: E402
+from fed._hosts.loop_thread import LoopThread  # noqa: E402
+from fed._hosts.ref_getter import RefGetter  # noqa: E402
 
 
 def main() -> None:

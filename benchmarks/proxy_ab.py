@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
-_MODULES = ("proxy", "fed._loop_thread", "fed._receiver_host", "fed._sender_host")
+_MODULES = ("proxy", "fed._hosts.loop_thread", "fed._hosts.receiver", "fed._hosts.sender")
 
 
 def _import_version(root: Path, tag: str) -> dict:
@@ -44,9 +44,9 @@ def _import_version(root: Path, tag: str) -> dict:
         raise SystemExit(f"imported proxy from {mods['proxy'].__file__}, not from {root}")
     for name in [n for n in sys.modules if n.split(".")[0] in ("proxy", "fed")]:
         sys.modules[f"{tag}_{name}"] = sys.modules.pop(name)  # the next import loads the other checkout
-    return {"LoopThread": mods["fed._loop_thread"].LoopThread,
-            "DriverReceiver": mods["fed._receiver_host"].DriverReceiver,
-            "DriverSender": mods["fed._sender_host"].DriverSender,
+    return {"LoopThread": mods["fed._hosts.loop_thread"].LoopThread,
+            "DriverReceiver": mods["fed._hosts.receiver"].DriverReceiver,
+            "DriverSender": mods["fed._hosts.sender"].DriverSender,
             "TransportConfig": mods["proxy"].TransportConfig,
             "dumps": mods["proxy"].dumps}
 

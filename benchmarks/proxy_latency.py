@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
-from fed._loop_thread import LoopThread  # noqa: E402
-from fed._receiver_host import DriverReceiver  # noqa: E402
-from fed._sender_host import DriverSender  # noqa: E402
+from fed._hosts.loop_thread import LoopThread  # noqa: E402
+from fed._hosts.receiver import DriverReceiver  # noqa: E402
+from fed._hosts.sender import DriverSender  # noqa: E402
 from proxy import TransportConfig, _stream_answers  # noqa: E402
 
 

@@ -15,7 +15,7 @@ works after ``pip install`` without this directory; read it there.
 
 import sys
 
-from fed._demo import main
+from fed._cli.demo import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

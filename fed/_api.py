@@ -18,11 +18,11 @@ from fed._config import JobConfig, allowed_globals, load_job_config
 from fed._errors import ConfigError, FedError, FedTimeoutError, PeerUnavailableError, translate
 from fed._job import Job, current_job, set_current_job
 from fed._logging import configure_logging
-from fed._loop_thread import LoopThread
+from fed._hosts.loop_thread import LoopThread
 from fed._object import FedObject
 from fed._remote import FedActorHandle
-from fed._receiver_host import ActorReceiver, DriverReceiver
-from fed._sender_host import ActorSender, DriverSender
+from fed._hosts.receiver import ActorReceiver, DriverReceiver
+from fed._hosts.sender import ActorSender, DriverSender
 from fed._signals import ProcessHooks
 from fed._timeline import TIMELINE_DIR_ENV, build_trace, write_trace
 from proxy import ReceiverProxy, SenderProxy, TlsFiles, TransportConfig, dumps

@@ -32,11 +32,11 @@ class Job:
 
     Args:
         config: the validated job configuration.
-        sender: this party's sender (fed._sender_host: DriverSender or ActorSender).
-        receiver: this party's receiver (fed._receiver_host: DriverReceiver or ActorReceiver).
+        sender: this party's sender (fed._hosts.sender: DriverSender or ActorSender).
+        receiver: this party's receiver (fed._hosts.receiver: DriverReceiver or ActorReceiver).
         started_ray: True if fed.init started Ray and shutdown must stop it.
         track_send: hands each send's future to the cleanup manager.
-        proxy_thread: the loop the driver-side proxies run on (fed._loop_thread.LoopThread).
+        proxy_thread: the loop the driver-side proxies run on (fed._hosts.loop_thread.LoopThread).
     """
 
     def __init__(self, config: JobConfig, sender, receiver, started_ray: bool, track_send: Callable[[Any], None],

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import psutil
 import pytest
 
-from fed._launch import free_local_ports
+from fed._cli.launch import free_local_ports
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECT_STORE_BYTES = 300 * 1024 * 1024

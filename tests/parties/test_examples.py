@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fed._cli import write_local_config
+from fed._cli.commands import write_local_config
 from tests.parties.commands import run_commands
 
 pytestmark = pytest.mark.parties

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fed
-from fed._certs import write_certs_for_addresses
+from fed._cli.certs import write_certs_for_addresses
 from fed._errors import translate
 from proxy._config import TlsFiles, TransportConfig
 from proxy._sender import SenderProxy

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fed import ConfigError
-from fed._certs import write_certs_for_addresses, write_party_certs
+from fed._cli.certs import write_certs_for_addresses, write_party_certs
 from proxy._identity import identities_of_pem, names_party, party_server_name, party_uri
 
 CONFIG = """\

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fed._check import run_checks
+from fed._cli.check import run_checks
 from fed._config import load_job_config
 from tests.unit.test_cli import free_ports, write_config
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fed import _cli
-from fed._check import print_table, CheckResult
+from fed._cli import commands as _cli
+from fed._cli.check import print_table, CheckResult
 from fed._config import load_job_config
-from fed._launch import LinePrefixer, PartyRunner, make_prefixers, overall_exit_code, party_env
-from fed._launch import free_local_ports as free_ports
+from fed._cli.launch import LinePrefixer, PartyRunner, make_prefixers, overall_exit_code, party_env
+from fed._cli.launch import free_local_ports as free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("run", "demo", "check", "certs")
@@ -172,9 +172,9 @@ def test_table_columns_line_up():
 
 def test_certs_calls_write_party_certs_with_the_arguments(capsys, monkeypatch, tmp_path):
     calls = []
-    fake = types.ModuleType("fed._certs")
+    fake = types.ModuleType("fed._cli.certs")
     fake.write_party_certs = lambda config, out, force: calls.append((config, out, force))
-    monkeypatch.setitem(sys.modules, "fed._certs", fake)
+    monkeypatch.setitem(sys.modules, "fed._cli.certs", fake)
     cfg = str(REPO / "configs" / "tls-3party.yaml")
     code, out, _ = run_main(capsys, "certs", "--config", cfg, "--out", str(tmp_path), "--force")
     assert code == 0 and calls == [(cfg, str(tmp_path), True)] and str(tmp_path) in out
@@ -186,9 +186,9 @@ def test_certs_calls_write_party_certs_with_the_arguments(capsys, monkeypatch, t
 
 def test_certs_writes_files_for_the_tls_config(capsys, tmp_path):
     try:
-        import fed._certs  # noqa: F401
+        import fed._cli.certs  # noqa: F401
     except ImportError:
-        pytest.skip("fed._certs not merged yet")
+        pytest.skip("fed._cli.certs not merged yet")
     code, _, err = run_main(capsys, "certs", "--config", str(REPO / "configs" / "tls-3party.yaml"),
                             "--out", str(tmp_path))
     assert code == 0, err
@@ -327,7 +327,7 @@ def test_timeline_option_sets_the_directory_the_parties_write_to(monkeypatch, tm
 
 
 def test_free_ports_avoid_the_ranges_ray_and_the_kernel_hand_out():
-    from fed._launch import _RAY_WORKER_PORTS, _ephemeral_ports
+    from fed._cli.launch import _RAY_WORKER_PORTS, _ephemeral_ports
 
     ports = free_ports(5)
     assert len(set(ports)) == 5
@@ -340,6 +340,6 @@ def test_free_ports_avoid_the_ranges_ray_and_the_kernel_hand_out():
 def test_free_ports_skip_a_port_in_use(monkeypatch):
     with socket.create_server(("127.0.0.1", 0)) as busy:
         taken = busy.getsockname()[1]
-        monkeypatch.setattr("fed._launch._quiet_port_range", lambda: range(taken, taken + 1))
+        monkeypatch.setattr("fed._cli.launch._quiet_port_range", lambda: range(taken, taken + 1))
         with pytest.raises(RuntimeError, match=f"no 1 free TCP ports on 127.0.0.1 in {taken}-{taken}"):
             free_ports(1)

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from fed._loop_thread import LoopThread
+from fed._hosts.loop_thread import LoopThread
 
 
 @pytest.fixture

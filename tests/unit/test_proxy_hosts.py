@@ -12,11 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from fed import _api, _loop_thread
+from fed import _api
+from fed._hosts import loop_thread as _loop_thread
 from fed._errors import FedTransportError, translate
-from fed._loop_thread import LoopThread
-from fed._receiver_host import DriverReceiver
-from fed._sender_host import DriverSender
+from fed._hosts.loop_thread import LoopThread
+from fed._hosts.receiver import DriverReceiver
+from fed._hosts.sender import DriverSender
 from proxy import _stream_answers, dumps
 from proxy._config import TransportConfig
 from proxy.errors import TransportError
@@ -201,7 +202,7 @@ def test_fed_get_waits_only_for_sends_it_starts(monkeypatch):
 
 def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interpreter_only_to_a_program_waiting_for_it(
         monkeypatch):
-    from fed import _receiver_host
+    from fed._hosts import receiver as _receiver_host
     from proxy import _wire_pb2 as wire
     from proxy._receive_table import Admission, Arrival
 

@@ -8,7 +8,7 @@ import collections
 import grpc
 import pytest
 
-from fed._certs import write_certs_for_addresses
+from fed._cli.certs import write_certs_for_addresses
 from fed._errors import FedTransportError, UntrustedPayloadError, translate
 from proxy._config import TlsFiles, TransportConfig
 from proxy._receiver import ReceiverProxy

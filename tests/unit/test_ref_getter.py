@@ -9,7 +9,7 @@ import time
 import pytest
 import ray
 
-from fed._ref_getter import RefGetter
+from fed._hosts.ref_getter import RefGetter
 from tests.ray_start import start_local_ray
 
 
@@ -123,9 +123,9 @@ def test_a_cancelled_wait_frees_the_thread_for_the_next_object_and_close_stops_i
 
 
 def test_the_driver_sender_sends_a_ray_result_through_the_getter_and_its_close_stops_the_thread():
-    from fed._loop_thread import LoopThread
-    from fed._receiver_host import DriverReceiver
-    from fed._sender_host import DriverSender
+    from fed._hosts.loop_thread import LoopThread
+    from fed._hosts.receiver import DriverReceiver
+    from fed._hosts.sender import DriverSender
     from tests.parties.harness import free_ports
     from tests.unit.test_proxy_hosts import _cfg
 

@@ -6,7 +6,7 @@ import pytest
 
 from fed import ConfigError
 from fed._api import _transport_config
-from fed._certs import write_party_certs
+from fed._cli.certs import write_party_certs
 from fed._config import load_job_config
 
 CONFIG = """\

@@ -23,9 +23,9 @@ from typing import Any, Coroutine, Optional, Union
 
 import ray
 
-from fed._actor_host import ActorHost
-from fed._loop_thread import LoopThread
-from fed._ref_getter import RefGetter
+from fed._hosts.actor import ActorHost
+from fed._hosts.loop_thread import LoopThread
+from fed._hosts.ref_getter import RefGetter
 from proxy import SenderProxy, TransportConfig
 
 logger = logging.getLogger("silofed")

@@ -25,8 +25,8 @@ from typing import Any, Collection, Coroutine, Iterator, Optional
 
 import ray
 
-from fed._actor_host import ActorHost
-from fed._loop_thread import LoopThread
+from fed._hosts.actor import ActorHost
+from fed._hosts.loop_thread import LoopThread
 from proxy import PendingReceive, ReceiverProxy, TransportConfig
 
 logger = logging.getLogger("silofed")

@@ -19,7 +19,7 @@ from fed._errors import ConfigError, FedError, UnknownPartyError
 
 EXIT_ERROR = 2
 EXIT_CHECK_FAILED = 1
-DEMO_MODULE = "fed._demo"
+DEMO_MODULE = "fed._cli.demo"
 
 
 class UsageError(FedError):
@@ -40,7 +40,7 @@ def _one_line(text: str) -> str:
 # -- fed run -----------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fed._launch import PartyRunner, exec_party, overall_exit_code
+    from fed._cli.launch import PartyRunner, exec_party, overall_exit_code
 
     config = load_file_config(args.config)
     script = Path(args.script)
@@ -71,7 +71,7 @@ def _export_timeline_dir(directory: Optional[str]) -> None:
 
 def write_local_config(path: Path, parties: Sequence[str], job_name: str) -> None:
     """Write a YAML config with ``parties`` on free loopback ports."""
-    from fed._launch import free_local_ports
+    from fed._cli.launch import free_local_ports
 
     ports = free_local_ports(len(parties))
     lines = [f"job_name: {job_name}", "parties:"]
@@ -80,7 +80,7 @@ def write_local_config(path: Path, parties: Sequence[str], job_name: str) -> Non
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from fed._launch import PartyRunner, overall_exit_code
+    from fed._cli.launch import PartyRunner, overall_exit_code
 
     with tempfile.TemporaryDirectory(prefix="silofed-demo-") as tmp:
         config = Path(tmp) / "demo.yaml"
@@ -99,7 +99,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- fed check ---------------------------------------------------------------
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from fed import _check
+    from fed._cli import check as _check
 
     try:
         cfg = load_job_config(party=args.party, config=args.config)
@@ -118,7 +118,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_certs(args: argparse.Namespace) -> int:
     try:
-        from fed._certs import write_party_certs
+        from fed._cli.certs import write_party_certs
     except ImportError as exc:
         raise FedError(f"`fed certs` is not available in this installation ({exc})") from None
     load_file_config(args.config)

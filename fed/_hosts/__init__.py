@@ -1,0 +1,1 @@
+"""Where this party's proxies run: in the driver process, or as Ray actors."""
