@@ -63,7 +63,7 @@ class Aggregator:
 def _instrument(events: list) -> None:
     """Record (step, producer, time) from inside the proxies and fed's submission to Ray."""
     import fed._job as job_module
-    import fed._hosts.receiver as receiver_host
+    import fed._hosts.driver_receiver as receiver_host
     import proxy._receive_table as receive_table
     import proxy._sender as sender
 

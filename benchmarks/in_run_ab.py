@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
 from benchmarks.tiny_tasks import _busy_cpu_s, start_loop  # noqa: E402
-from fed._hosts import receiver as _receiver_host  # noqa: E402  (private steps are what the toggles switch)
+from fed._hosts import driver_receiver as _receiver_host  # noqa: E402  (private steps are what the toggles switch)
 from fed._hosts.ref_getter import RefGetter  # noqa: E402
 from proxy._stream_answers import StreamAnswers  # noqa: E402
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
-_MODULES = ("proxy", "fed._hosts.loop_thread", "fed._hosts.receiver", "fed._hosts.sender")
+_MODULES = ("proxy", "fed._hosts.loop_thread", "fed._hosts", "fed._hosts.driver_receiver", "fed._hosts.driver_sender")
 
 
 def _import_version(root: Path, tag: str) -> dict:
@@ -45,8 +45,9 @@ def _import_version(root: Path, tag: str) -> dict:
     for name in [n for n in sys.modules if n.split(".")[0] in ("proxy", "fed")]:
         sys.modules[f"{tag}_{name}"] = sys.modules.pop(name)  # the next import loads the other checkout
     return {"LoopThread": mods["fed._hosts.loop_thread"].LoopThread,
-            "DriverReceiver": mods["fed._hosts.receiver"].DriverReceiver,
-            "DriverSender": mods["fed._hosts.sender"].DriverSender,
+            "DriverReceiver": mods["fed._hosts.driver_receiver"].DriverReceiver,
+            "DriverSender": mods["fed._hosts.driver_sender"].DriverSender,
+            "LocalValue": mods["fed._hosts"].LocalValue,
             "TransportConfig": mods["proxy"].TransportConfig,
             "dumps": mods["proxy"].dumps}
 
@@ -60,20 +61,21 @@ class _Rig:
         self.bob = version["DriverReceiver"](config(job="bench", party="bob", listen_address=addresses["bob"],
                                                     peers={"alice": addresses["alice"]}, connect_timeout_s=3600),
                                              self.thread)
-        self.bob.start()
+        self.bob.start(60)
         self.alice = version["DriverSender"](config(job="bench", party="alice", listen_address=addresses["alice"],
                                                     peers={"bob": addresses["bob"]}), False, self.thread)
-        self.pickled = version["dumps"](value)
+        self.value = value
+        self.local_value = version["LocalValue"]
         self.keys = (str(i) for i in itertools.count())
 
     def round_trip(self, ref) -> None:
         key = next(self.keys)
         arrived = self.bob.recv("alice", key, "bench")
-        if ref is None:
-            self.alice.send("bob", key, "bench", None, pickled=self.pickled)
+        if ref is None:  # the value fed.get fetched, serialized by the sender
+            self.alice.send_fetched(["bob"], key, "bench", None, self.value)
         else:
-            self.alice.send("bob", key, "bench", ref)
-        arrived.result(60)
+            self.alice.send("bob", key, "bench", self.local_value(ref))
+        self.bob.wait([arrived], 60)
 
     def close(self) -> None:
         self.alice.close(5)

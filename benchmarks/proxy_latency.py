@@ -30,8 +30,9 @@ import ray  # noqa: E402
 
 from benchmarks import _launch  # noqa: E402
 from fed._hosts.loop_thread import LoopThread  # noqa: E402
-from fed._hosts.receiver import DriverReceiver  # noqa: E402
-from fed._hosts.sender import DriverSender  # noqa: E402
+from fed._hosts import LocalValue  # noqa: E402
+from fed._hosts.driver_receiver import DriverReceiver  # noqa: E402
+from fed._hosts.driver_sender import DriverSender  # noqa: E402
 from proxy import TransportConfig, _stream_answers  # noqa: E402
 
 
@@ -57,23 +58,23 @@ def main() -> None:
                                          peers={"alice": addrs["alice"]},
                                          connect_timeout_s=3600),  # alice has no receiver: bob's pings must not give up
                          thread)
-    bob.start()
+    bob.start(60)
     alice = DriverSender(TransportConfig(job="bench", party="alice", listen_address=addrs["alice"],
                                          peers={"bob": addrs["bob"]}), False, thread)
-    none_ref = ray.put(None)
+    none_ref = LocalValue(ray.put(None))
     sent, received, rounds = itertools.count(), itertools.count(), itertools.count()
 
     def send():
         alice.send("bob", str(next(sent)), "bench", none_ref).result()
 
     def recv():
-        bob.recv("alice", str(next(received)), "bench").result()
+        bob.wait([bob.recv("alice", str(next(received)), "bench")], None)
 
     def round_trip():
         key = f"r{next(rounds)}"
         arrived = bob.recv("alice", key, "bench")
         alice.send("bob", key, "bench", none_ref)
-        arrived.result()
+        bob.wait([arrived], None)
 
     figures: dict[str, list[tuple[float, float]]] = {"send": [], "recv": [], "round": []}
     for _ in range(opts.runs):

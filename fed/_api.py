@@ -6,26 +6,23 @@ import concurrent.futures
 import logging
 import os
 import sys
-import threading
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import ray
-from ray.exceptions import GetTimeoutError
 
+from fed import _runtime
 from fed._cleanup import CleanupManager
 from fed._config import JobConfig, allowed_globals, load_job_config
-from fed._errors import ConfigError, FedError, FedTimeoutError, PeerUnavailableError, translate
-from fed._job import Job, current_job, set_current_job
+from fed._errors import ConfigError, FedError, FedTimeoutError, NotInitializedError, PeerUnavailableError, translate
+from fed._hosts import ReceiveCancelled, TimedOut, start_hosts
+from fed._job import NOT_FETCHED, Job
 from fed._logging import configure_logging
-from fed._hosts.loop_thread import LoopThread
 from fed._object import FedObject
 from fed._remote import FedActorHandle
-from fed._hosts.receiver import ActorReceiver, DriverReceiver
-from fed._hosts.sender import ActorSender, DriverSender
-from fed._signals import ProcessHooks
+from fed._runtime import Runtime, current_job, describe_failure
 from fed._timeline import TIMELINE_DIR_ENV, build_trace, write_trace
-from proxy import ReceiverProxy, SenderProxy, TlsFiles, TransportConfig, dumps
+from proxy import TlsFiles, TransportConfig
 
 logger = logging.getLogger("silofed")
 
@@ -64,28 +61,6 @@ def _transport_config(cfg: JobConfig) -> TransportConfig:
     )
 
 
-def proxy_actor_options(name: str, resources: Optional[Mapping[str, float]]) -> dict[str, Any]:
-    """Ray options of a proxy run as an actor: named, no CPU, many calls at once, and no
-    task events (every message is a call to it; REP 0180)."""
-    options: dict[str, Any] = dict(name=name, num_cpus=0, max_concurrency=100_000, enable_task_events=False)
-    if resources:
-        options["resources"] = dict(resources)
-    return options
-
-
-def _start_proxy(cls: type, name: str, resources: Optional[Mapping[str, float]], *args: Any):
-    options = proxy_actor_options(name, resources)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return ray.remote(cls).options(**options).remote(*args)
-        except ValueError as exc:  # the name of a just-killed proxy may linger briefly
-            if "already" not in str(exc) or time.monotonic() > deadline:
-                raise ConfigError(f"cannot start {name}: {exc}. Is another silofed job with the same "
-                                  "job_name running in this Ray cluster? Use a distinct job_name.") from None
-            time.sleep(0.1)
-
-
 def _raise_translated(exc: BaseException) -> None:
     fed_error = translate(exc)
     if fed_error is not None:
@@ -108,50 +83,6 @@ def _barrier(job: Job, timeout_s: float) -> None:
                 f"within {timeout_s:.0f} s ({reasons[peer]}); start it, or check its address", peer)
         if waiting:
             time.sleep(0.2)
-
-
-def _describe(failure: BaseException, expose: bool) -> str:
-    """What peers are told about a local failure: never the message of a user error unless exposed."""
-    if isinstance(failure, FedError) or expose:
-        return f"{type(failure).__name__}: {failure}"
-    return f"{type(failure).__name__} (details redacted; see this party's log)"
-
-
-class _Runtime:
-    """Glue between a Job, its cleanup manager and the process hooks."""
-
-    def __init__(self, job: Job, failure_handler: Optional[Callable[[BaseException], None]]):
-        self.job = job
-        self.cleanup = CleanupManager(
-            check=_result_translated,
-            abort=self._abort,
-            failure_handler=failure_handler,
-            on_send_result=self._on_send_result,
-        )
-        self.hooks = ProcessHooks(on_failure=self.cleanup.fail, on_exit=self._at_exit)
-        job.track_send = self.cleanup.track
-
-    def _on_send_result(self, result: Any) -> None:
-        if result is None:  # a send dropped at shutdown (logged there)
-            return
-        _, sent_error = result
-        if sent_error:
-            self.job.note_failure(FedError("a task of this party failed; its error was sent to peers"))
-
-    def _abort(self, failure: BaseException) -> None:
-        job = self.job
-        cause = _describe(failure, job.config.comm.expose_error_trace)
-        logger.error("aborting job %s: %s", job.config.job_name, cause)
-        futures = [job.sender.send_control(p, "abort", cause) for p in job.peers]
-        futures.append(job.receiver.abort(job.party, f"it aborted the job: {cause}"))
-        concurrent.futures.wait(futures, timeout=_CONTROL_WAIT_S)
-
-    def _at_exit(self) -> None:
-        if _runtime is self:
-            shutdown(_exiting=True)
-
-
-_runtime: Optional[_Runtime] = None
 
 
 def init(
@@ -193,13 +124,12 @@ def init(
         ConfigError: the configuration is invalid (the message says how to fix it).
         FedError: already initialised, or the proxies could not start.
     """
-    global _runtime
     unknown = set(rayfed_options) - {"sender_proxy_cls", "receiver_proxy_cls", "receiver_sender_proxy_cls"}
     if unknown:
         raise ConfigError(f"fed.init got unknown arguments {sorted(unknown)}")
     if any(rayfed_options.values()):
         raise ConfigError("custom proxy classes (sender_proxy_cls, ...) are not supported by silofed")
-    if _runtime is not None:
+    if _runtime.current() is not None:
         raise FedError("fed.init was already called in this process: call fed.shutdown() first")
     cfg = load_job_config(party=party, addresses=addresses, config=config, tls_config=tls_config, job_name=job_name)
     configure_logging(cfg.party, cfg.job_name, logging_level)
@@ -210,31 +140,18 @@ def init(
         kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, **(ray_init_kwargs or {})}
         ray.init(address=ray_address, **kwargs)
         started_ray = True
-
-    prefix = f"silofed:{cfg.job_name}:{cfg.party}"
-    proxy_thread = LoopThread("silofed-proxies")
-    if cfg.comm.recv_resource_label:
-        receiver = ActorReceiver(_start_proxy(ReceiverProxy, f"{prefix}:receiver", cfg.comm.recv_resource_label,
-                                              transport))
-    else:
-        receiver = DriverReceiver(transport, proxy_thread)
     try:
-        receiver.start()
+        hosts = start_hosts(transport, expose_error_trace=cfg.comm.expose_error_trace,
+                            send_resources=cfg.comm.send_resource_label, recv_resources=cfg.comm.recv_resource_label,
+                            start_timeout_s=cfg.comm.timeout_ms / 1000)
     except Exception as exc:
-        receiver.close(5)
-        proxy_thread.stop(5)
         if started_ray:
             ray.shutdown()
         _raise_translated(exc)
-    if cfg.comm.send_resource_label:
-        sender = ActorSender(_start_proxy(SenderProxy, f"{prefix}:sender", cfg.comm.send_resource_label,
-                                          transport, cfg.comm.expose_error_trace))
-    else:
-        sender = DriverSender(transport, cfg.comm.expose_error_trace, proxy_thread)
-    job = Job(cfg, sender, receiver, started_ray, track_send=lambda ref: None, proxy_thread=proxy_thread)
-    _runtime = _Runtime(job, failure_handler or sending_failure_handler)
-    set_current_job(job)
-    _runtime.hooks.install()
+    job = Job(cfg, hosts, started_ray, track_send=lambda send: None)
+    runtime = Runtime(job, failure_handler or sending_failure_handler, at_exit=lambda: shutdown(_exiting=True))
+    _runtime.install(runtime)
+    runtime.hooks.install()
     logger.info("joined job %s as %s, listening on %s", cfg.job_name, cfg.party, cfg.listen_address)
     if cfg.barrier_on_initializing:
         try:
@@ -268,123 +185,53 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     """
     job = current_job()
     single = isinstance(fed_objects, FedObject)
-    objs = [fed_objects] if single else list(fed_objects)
+    objs = [fed_objects] if single else list(fed_objects)  # type: ignore[arg-type]
     for obj in objs:
         if not isinstance(obj, FedObject):
             raise ConfigError(f"fed.get takes FedObjects (results of fed calls), not {type(obj).__name__}")
     if timeout is None and job.config.comm.recv_timeout_ms is not None:
         timeout = job.config.comm.recv_timeout_ms / 1000
     started = time.time()
-    # A lone object owned here is sent once this thread has its value, already
-    # serialized, instead of each send waiting for Ray's completion callback
-    # (about 0.3 ms later). Only a lone one: with several, the wait for the
-    # others (perhaps computed from this one at a peer) would hold its sends.
-    send_after = len(objs) == 1 and objs[0].get_party() == job.party and not set(job.peers) <= objs[0]._sent_to
-    local = []
-    for obj in objs:
-        if obj.get_party() == job.party and not send_after:
-            for peer in job.peers:
-                job.push(obj, peer)
-        local.append(job.local_ref(obj))
-    outcome = "failed"
-    pickled = None
+    values = [job.local_value(obj) for obj in objs]  # posts the receives of objects from peers
+    # A lone object owned here is sent once fed.get has its value: the sender
+    # may send that value instead of waiting for Ray again (REP 0120). Only a
+    # lone one: with several, the wait for the others (perhaps computed from
+    # this one at a peer) would hold its sends.
+    send_fetched = len(objs) == 1 and objs[0].get_party() == job.party
+    if not send_fetched:
+        for obj in objs:
+            if obj.get_party() == job.party:
+                job.publish(obj)
+    outcome, got = "failed", None
     try:
-        with job.receiver.program_waiting([r for r in local if isinstance(r, concurrent.futures.Future)]):
-            values = _local_values(objs, local, timeout)
-        if send_after and job.sender.takes_pickled:
-            pickled = _pickled(values[0])
+        got = job.receiver.wait(values, timeout)
         outcome = "ok"
-    except FedTimeoutError as error:
+    except TimedOut as timed_out:
+        error = _timed_out(objs, timed_out.missing, timeout)
         job.note_failure(error)
-        raise
+        raise error from None
+    except ReceiveCancelled as cancelled:
+        obj = objs[cancelled.index]
+        error = NotInitializedError(
+            f"fed.shutdown() ran while fed.get waited for object {obj.get_fed_task_id()} produced by "
+            f"{obj.producer!r} at party {obj.get_party()!r}; call fed.get before fed.shutdown")
+        job.note_failure(error)
+        raise error from None
     except Exception as exc:
         job.note_failure(translate(exc) or exc)
         _raise_translated(exc)
     finally:
-        if send_after:  # on failure or timeout the sends wait for Ray themselves
-            waiting = []
-            for peer in job.peers:
-                # a peer it was sent to before (as a call's argument) gets nothing now
-                issued = threading.Event() if pickled is not None and peer not in objs[0]._sent_to else None
-                job.push(objs[0], peer, pickled, issued)
-                if issued is not None:
-                    waiting.append(issued)
-            _wait_until_issued(waiting)
+        if send_fetched:  # on failure or timeout the sends wait for the value themselves
+            job.publish(objs[0], NOT_FETCHED if got is None else got[0])
         job.gets.append((started, time.time() - started, len(objs), objs[0]._key if objs else "", outcome))
-    return values[0] if single else values
+    assert got is not None
+    return got[0] if single else got
 
 
-# How long fed.get waits at most for its sends to reach gRPC (see _wait_until_issued).
-ISSUE_WAIT_S = 0.002
-
-
-def _wait_until_issued(issued: list[threading.Event]) -> None:
-    """Wait (at most ISSUE_WAIT_S) until the proxy loop has handed each send to gRPC.
-
-    Otherwise the program, running on as soon as fed.get returns, holds the
-    interpreter lock while the loop thread waits for it to start the sends:
-    the peers, perhaps waiting for this value, would wait longer (REP 0120).
-    """
-    deadline = time.monotonic() + ISSUE_WAIT_S
-    for event in issued:
-        if not event.wait(max(0.0, deadline - time.monotonic())):
-            return
-
-
-def _pickled(value: Any) -> Optional[tuple[bytes, list]]:
-    """``(data, buffers)`` of ``value`` for sends that must not see later changes, or
-    None if it does not serialize (the sends then report why themselves).
-
-    Serialized here, before fed.get returns the value to the program: a send
-    serializing it later could see the program's changes to it. Writable
-    buffers are copied for the same reason (those of large values come
-    read-only from the object store).
-    """
-    try:
-        data, buffers = dumps(value)
-    except Exception:
-        return None
-    return data, [b if b.readonly else bytes(b) for b in buffers]
-
-
-def _local_values(objs: list[FedObject], local: list[Any], timeout: Optional[float]) -> list[Any]:
-    """The values behind ``local`` (ObjectRefs, Futures of values or of ObjectRefs), waiting at most ``timeout``.
-
-    Raises:
-        FedTimeoutError: naming the first object still missing.
-        the first failure among them, untranslated.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    futures = [r for r in local if isinstance(r, concurrent.futures.Future)]
-    not_done: set = set()
-    if len(futures) == 1:  # one value from a peer, the common case: cheaper than wait()
-        try:
-            futures[0].exception(timeout)  # only waits: a failure it holds is raised below
-        except concurrent.futures.TimeoutError:
-            not_done = {futures[0]}
-    elif futures:
-        _, not_done = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION)
-    # a failure (also one that ended the wait early) is raised before a timeout
-    resolved = [r.result() if isinstance(r, concurrent.futures.Future) and r.done() else r for r in local]
-    if not_done:
-        raise _timed_out(objs, [r in not_done for r in local], timeout)
-    refs = [r for r in resolved if isinstance(r, ray.ObjectRef)]
-    if not refs:
-        return resolved
-    try:
-        got = iter(ray.get(refs, timeout=None if deadline is None else max(0.0, deadline - time.monotonic())))
-    except GetTimeoutError:
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        missing = [isinstance(r, ray.ObjectRef) and r not in ready for r in resolved]
-        raise _timed_out(objs, missing, timeout) from None
-    return [next(got) if isinstance(r, ray.ObjectRef) else r for r in resolved]
-
-
-def _timed_out(objs: list[FedObject], missing: list[bool], timeout: Optional[float]) -> FedTimeoutError:
-    waiting = [o for o, m in zip(objs, missing) if m]
-    first = waiting[0]
+def _timed_out(objs: list[FedObject], missing: list[int], timeout: Optional[float]) -> FedTimeoutError:
+    first = objs[missing[0]]
     return FedTimeoutError(
-        f"fed.get timed out after {timeout} s waiting for {len(waiting)} object(s), first {first.get_fed_task_id()} "
+        f"fed.get timed out after {timeout} s waiting for {len(missing)} object(s), first {first.get_fed_task_id()} "
         f"produced by {first.producer!r} at party {first.get_party()!r}")
 
 
@@ -397,10 +244,11 @@ def kill(actor: FedActorHandle, *, no_restart: bool = True) -> None:
         return
 
     def kill_now() -> None:
-        handle = actor._ray_handle
-        if isinstance(handle, concurrent.futures.Future) and handle.exception() is not None:
+        try:
+            handle = actor._resolved_handle()
+        except Exception:
             return  # its creation failed: there is no actor
-        ray.kill(actor._resolved_handle(), no_restart=no_restart)
+        ray.kill(handle, no_restart=no_restart)
 
     actor._lane.submit([], kill_now)  # after the calls to it that wait for inputs
 
@@ -563,15 +411,6 @@ def _is_failure(exc: Optional[BaseException]) -> bool:
     return exc is not None
 
 
-def _result_translated(future: concurrent.futures.Future) -> Any:
-    if future.cancelled():  # only fed.shutdown cancels sends, after logging that it drops them
-        return None
-    try:
-        return future.result()
-    except Exception as exc:
-        raise (translate(exc) or exc) from None
-
-
 def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> None:
     """Leave the job: deliver pending sends, tell the peers, stop the proxies, free the port.
 
@@ -585,8 +424,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
     Args:
         timeout: seconds to wait at most for pending sends.
     """
-    global _runtime
-    rt = _runtime
+    rt = _runtime.current()
     if rt is None:
         return
     job, cleanup = rt.job, rt.cleanup
@@ -618,19 +456,17 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
                 logger.info("wrote the timeline of this party to %s", out)
             except Exception as exc:  # never let the timeline spoil a shutdown
                 logger.warning("could not write the timeline to %s: %s", timeline_dir, exc)
-        job.receiver.close(10)
-        job.sender.close(10)
-        job.proxy_thread.stop(10)
+        job.hosts.close(10)
+        job.submitter.stop(10)
     finally:
         cleanup.close()
         rt.hooks.uninstall()
-        _runtime = None
-        set_current_job(None)
+        _runtime.install(None)
         if job.started_ray:
             ray.shutdown()
     failed = cleanup.failure or job.seen_failure
     if exit_on_failure and failed is not None:
-        logger.error("exiting with status 1 after a failure: %s", _describe(failed, True))
+        logger.error("exiting with status 1 after a failure: %s", describe_failure(failed, True))
         if _exiting:
             os._exit(1)
         if not _is_failure(handling):

@@ -16,7 +16,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fed._errors import ConfigError, UnknownPartyError
-from proxy._allowlist import build_allowed, parse_entries
+from proxy import build_allowed, parse_entries
 
 DEFAULT_JOB_NAME = "default"
 PARTY_ENV = "FED_PARTY"

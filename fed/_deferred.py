@@ -5,6 +5,10 @@ that takes such an argument cannot be handed to Ray before the data is here.
 A ``Lane`` holds such calls and submits each when its inputs are done. Calls
 to one actor share one lane, so that they reach Ray in program order even
 when an earlier call waits for data and a later one does not.
+
+Inputs are resolved on the proxies' loop thread, as data arrives. The job's
+lanes submit from a ``SubmitThread`` instead, so that a slow Ray submission
+never holds up the receives behind it.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import queue
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
+
+from fed._hosts.value import failure_of
 
 logger = logging.getLogger("silofed")
 
@@ -37,11 +44,17 @@ class Lane:
 
     A call for a lane with nothing waiting and with all its inputs done runs
     at once; otherwise it waits behind the calls before it and for its inputs.
+
+    Args:
+        schedule: how the calls that waited are run once their inputs are done:
+            ``schedule(fn)`` calls ``fn`` (on some thread, soon). By default
+            ``fn`` runs in the thread that completed the last input.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, schedule: Optional[Callable[[Callable[[], None]], None]] = None) -> None:
         self._lock = threading.Lock()
         self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._schedule = schedule
 
     def idle(self) -> bool:
         """True if no call is waiting in this lane."""
@@ -72,7 +85,10 @@ class Lane:
         return waiting.out
 
     def _on_input_done(self, _: Future) -> None:
-        self._drain()
+        if self._schedule is None:
+            self._drain()
+        else:
+            self._schedule(self._drain)
 
     def _drain(self) -> None:
         while True:
@@ -96,36 +112,42 @@ class Lane:
                 waiting.out.set_exception(outcome)
 
 
-def _failure_of(f: Future) -> BaseException | None:
-    if f.cancelled():
-        return concurrent.futures.CancelledError()
-    return f.exception()
-
-
 def _first_failure(inputs: Sequence[Future]) -> BaseException | None:
     """As Ray does, a call with a failed input fails with that input's error and never runs."""
-    return next((_failure_of(f) for f in inputs if _failure_of(f) is not None), None)
+    return next((failure_of(f) for f in inputs if failure_of(f) is not None), None)
 
 
-def pending_inputs(values: Sequence[Any]) -> list[Future]:
-    """The Futures among ``values`` (inputs that may still be on their way)."""
-    return [v for v in values if isinstance(v, Future)]
+class SubmitThread:
+    """A daemon thread ("silofed-submit") that runs the functions posted to it, in order.
 
+    Started at the first ``post``; ``stop`` ends it after what was posted before.
+    """
 
-def split(future: Future, n: int) -> list[Future]:
-    """``n`` Futures of the items of the sequence ``future`` resolves to (or of its failure)."""
-    parts = [Future() for _ in range(n)]
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._starting = threading.Lock()
 
-    def done(f: Future) -> None:
-        exc = _failure_of(f)
-        items = f.result() if exc is None else ()
-        if exc is None and len(items) != n:
-            exc = ValueError(f"a call declared {n} return values but gave {len(items)}")
-        for i, part in enumerate(parts):
-            if exc is not None:
-                part.set_exception(exc)
-            else:
-                part.set_result(items[i])
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the thread, after the functions posted before it."""
+        if self._thread is None:
+            with self._starting:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._serve, name="silofed-submit", daemon=True)
+                    self._thread.start()
+        self._queue.put(fn)
 
-    future.add_done_callback(done)
-    return parts
+    def stop(self, timeout_s: float) -> None:
+        """Let the thread run what was posted, then end it (waits at most ``timeout_s``)."""
+        with self._starting:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout_s)
+
+    def _serve(self) -> None:
+        while (fn := self._queue.get()) is not None:
+            try:
+                fn()
+            except Exception:  # a Lane reports failures through its Futures; this is a bug
+                logger.exception("a deferred submission failed")

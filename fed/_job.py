@@ -12,43 +12,45 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import threading
 import time
-from typing import Any, Callable, Optional, Union
-
-import ray
+from typing import Any, Callable, Optional
 
 from fed._args import iter_fed_objects, materialize
 from fed._config import JobConfig
-from fed._deferred import Future, Lane, pending_inputs, split
-from fed._errors import ConfigError, NotInitializedError, UnknownPartyError
+from fed._deferred import Future, Lane, SubmitThread
+from fed._errors import ConfigError, UnknownPartyError
+from fed._hosts import Hosts, LocalValue
+from fed._hosts.value import split
 from fed._object import FedObject
-from proxy._stats import EventLog
+from proxy import EventLog
 
 logger = logging.getLogger("silofed")
+
+# fed.get's argument to Job.publish when the program has not fetched the value
+NOT_FETCHED = object()
+
 
 class Job:
     """State of one federated job at this party.
 
     Args:
         config: the validated job configuration.
-        sender: this party's sender (fed._hosts.sender: DriverSender or ActorSender).
-        receiver: this party's receiver (fed._hosts.receiver: DriverReceiver or ActorReceiver).
+        hosts: this party's sender and receiver (fed._hosts).
         started_ray: True if fed.init started Ray and shutdown must stop it.
         track_send: hands each send's future to the cleanup manager.
-        proxy_thread: the loop the driver-side proxies run on (fed._hosts.loop_thread.LoopThread).
     """
 
-    def __init__(self, config: JobConfig, sender, receiver, started_ray: bool, track_send: Callable[[Any], None],
-                 proxy_thread: Any = None):
+    def __init__(self, config: JobConfig, hosts: Hosts, started_ray: bool,
+                 track_send: Callable[[Future], None]):
         self.config = config
         self.party = config.party
         self.peers = [p for p in config.addresses if p != config.party]
-        self.sender = sender
-        self.receiver = receiver
-        self.proxy_thread = proxy_thread
+        self.hosts = hosts
+        self.sender = hosts.sender
+        self.receiver = hosts.receiver
         self.started_ray = started_ray
         self.track_send = track_send
+        self.submitter = SubmitThread()  # submits the calls that waited for data (fed._deferred)
         # the first failure seen here (raised by fed.get, or a local task's error sent to peers)
         self.seen_failure: Optional[BaseException] = None
         self._seq = itertools.count()
@@ -72,32 +74,50 @@ class Job:
         """Take the next sequence id."""
         return next(self._seq)
 
-    def local_ref(self, obj: FedObject) -> Union[ray.ObjectRef, Future]:
-        """``obj``'s value at this party: an ObjectRef, or a Future of the value or of an
-        ObjectRef (data on its way, a call waiting for inputs). Posts its receive once."""
-        if obj._ref is None:
+    def new_lane(self) -> Lane:
+        """A lane for calls that must reach Ray in program order (one per actor)."""
+        return Lane(self.submitter.post)
+
+    def local_value(self, obj: FedObject) -> LocalValue:
+        """``obj``'s value at this party; the first time for an object from a peer, posts its receive."""
+        if obj._value is None:
             if obj._owner == self.party:
                 raise RuntimeError(f"{obj!r} is owned here but has no result")
-            obj._ref = self.receiver.recv(obj._owner, obj._key, obj._producer)
-        return obj._ref
+            obj._value = self.receiver.recv(obj._owner, obj._key, obj._producer)
+        return obj._value
 
-    def push(self, obj: FedObject, dst: str, pickled: Optional[tuple] = None,
-             issued: Optional[threading.Event] = None) -> None:
-        """Send ``obj`` (owned here) to ``dst``, at most once per destination.
-
-        ``pickled``: its value already serialized (``proxy.dumps``), if the caller has it;
-        ``issued``: set once that value's first write is handed to gRPC (see DriverSender.send).
-        """
+    def push(self, obj: FedObject, dst: str) -> None:
+        """Send ``obj`` (owned here) to ``dst``, at most once per destination."""
         if dst in obj._sent_to:
             return
         obj._sent_to.add(dst)
-        future = self.sender.send(dst, obj._key, obj._producer, obj._ref, pickled, issued)
+        self._track(dst, self.sender.send(dst, obj._key, obj._producer, self.local_value(obj)))
+
+    def publish(self, obj: FedObject, fetched: Any = NOT_FETCHED) -> None:
+        """Send ``obj`` (owned here) to every peer it was not sent to yet.
+
+        ``fetched``: its value, if the program has just fetched it here (the
+        sender may send that rather than read the value again).
+        """
+        dsts = [p for p in self.peers if p not in obj._sent_to]
+        if not dsts:
+            return
+        obj._sent_to.update(dsts)
+        value = self.local_value(obj)
+        if fetched is NOT_FETCHED:
+            sends = [self.sender.send(dst, obj._key, obj._producer, value) for dst in dsts]
+        else:
+            sends = self.sender.send_fetched(dsts, obj._key, obj._producer, value, fetched)
+        for dst, send in zip(dsts, sends):
+            self._track(dst, send)
+
+    def _track(self, dst: str, send: Future) -> None:
         pending = self._sends_to[dst]
-        pending.add(future)
-        future.add_done_callback(pending.discard)
+        pending.add(send)
+        send.add_done_callback(pending.discard)
         if dst not in self._answered:
-            future.add_done_callback(lambda f: self._note_answer(dst, f))
-        self.track_send(future)
+            send.add_done_callback(lambda f: self._note_answer(dst, f))
+        self.track_send(send)
 
     def _note_answer(self, dst: str, send: Future) -> None:
         # a peer that acknowledged data is known to be up: if it dies before
@@ -142,13 +162,16 @@ class Job:
         start = time.time()
         result = self.dispatch(party, submit, args, kwargs, lane)
         self.calls.append((start, time.time() - start, seq, party, producer, tuple(keys)))  # atomic: untracked by gc
-        if result is None:
-            refs = [None] * len(keys)
-        elif isinstance(result, Future):
-            refs = [result] if num_returns == 1 else split(result, num_returns) if num_returns else []
+        values: list[Optional[LocalValue]]
+        if result is None:  # the call runs at another party
+            values = [None] * len(keys)
+        elif num_returns == 1:
+            values = [LocalValue(result)]
+        elif isinstance(result, Future):  # submitted once its inputs arrive
+            values = [LocalValue(part) for part in split(result, num_returns)] if num_returns else []
         else:
-            refs = [result] if num_returns == 1 else list(result)
-        objs = [FedObject(party, key, producer, ref) for key, ref in zip(keys, refs)]
+            values = [LocalValue(ref) for ref in result]
+        objs = [FedObject(party, key, producer, value) for key, value in zip(keys, values)]
         if num_returns == 1:
             return objs[0]
         return objs or None
@@ -175,34 +198,13 @@ class Job:
                 if obj._owner == self.party:
                     self.push(obj, party)
             return None
-        inputs = pending_inputs([self.local_ref(obj) for obj in iter_fed_objects((args, kwargs))])
+        values = [self.local_value(obj) for obj in iter_fed_objects((args, kwargs))]
+        inputs = [v.arrival for v in values if v.arrival is not None]
 
         def run() -> Any:
-            a, kw = materialize(args, kwargs, _submittable)
+            a, kw = materialize(args, kwargs, lambda obj: obj._value.for_ray())
             return submit(a, kw)
 
         if not inputs and (lane is None or lane.idle()):
             return run()
-        return (lane or Lane()).submit(inputs, run)
-
-
-def _submittable(obj: FedObject) -> Any:
-    """What a Ray call takes for ``obj``: its ObjectRef or value (its inputs are all done here)."""
-    ref = obj._ref
-    return ref.result() if isinstance(ref, Future) else ref
-
-
-_current: Optional[Job] = None
-
-
-def current_job() -> Job:
-    """The running job. Raises NotInitializedError outside fed.init/fed.shutdown."""
-    if _current is None:
-        raise NotInitializedError("silofed is not initialised: call fed.init(party=..., config=...) first")
-    return _current
-
-
-def set_current_job(job: Optional[Job]) -> None:
-    """Install (or clear, with None) the running job."""
-    global _current
-    _current = job
+        return (lane or self.new_lane()).submit(inputs, run)

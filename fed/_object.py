@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import ray
+if TYPE_CHECKING:
+    import ray
+
+    from fed._hosts.value import LocalValue
 
 
 class FedObject:
     """The result of a fed call, at every party.
 
-    At the owner party it wraps the Ray ObjectRef of the task's result (or a
-    Future of it while the call waits for inputs from other parties); at other
-    parties it starts empty and, once needed, holds the receive posted for it.
+    At the owner party it holds the task's result; at other parties it starts
+    empty and, once needed, holds the receive posted for it (a
+    ``fed._hosts.LocalValue`` either way).
     Its key (the call's sequence id, plus ``#i`` for
     the i-th of several returns) is the same at every party.
     """
 
-    __slots__ = ("_owner", "_key", "_producer", "_ref", "_sent_to")
+    __slots__ = ("_owner", "_key", "_producer", "_value", "_sent_to")
 
-    def __init__(self, owner: str, key: str, producer: str, ref: Any = None):
+    def __init__(self, owner: str, key: str, producer: str, value: Optional[LocalValue] = None):
         self._owner = owner
         self._key = key
         self._producer = producer
-        self._ref = ref
+        self._value = value
         self._sent_to: set[str] = set()
 
     def get_party(self) -> str:
@@ -40,20 +42,14 @@ class FedObject:
 
         Blocks while the call still waits for inputs or the data is on its way.
         """
-        ref = self._ref
-        if isinstance(ref, concurrent.futures.Future):
-            ref = ref.result()
-            if not isinstance(ref, ray.ObjectRef):  # a small received value
-                ref = ray.put(ref)
-            self._ref = ref
-        return ref
+        return None if self._value is None else self._value.object_ref()
 
     @property
     def producer(self) -> str:
         """Name of the call that produces this object."""
         return self._producer
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         raise TypeError(
             f"FedObject {self._key} cannot be pickled: pass it directly as an argument of a fed call "
             "(anywhere inside lists, tuples or dicts) and silofed delivers its value"

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Union
 import ray
 
 from fed._deferred import Future, Lane
-from fed._job import current_job
+from fed._runtime import current_job
 
 
 class _RayCache:
@@ -101,7 +101,7 @@ class FedRemoteClass:
             cls = self._cache.get()
             return (cls.options(**options) if options else cls).remote(*a, **kw)
 
-        lane = Lane()
+        lane = job.new_lane()
         return FedActorHandle(self._cls, party, job.create_actor(party, submit, args, kwargs, lane), lane)
 
 
@@ -115,6 +115,7 @@ class FedActorHandle:
         self._lane = lane  # calls to the actor, in program order
 
     def _resolved_handle(self) -> ray.actor.ActorHandle:
+        """The Ray handle; blocks while the creation waits for inputs, raises why the creation failed."""
         handle = self._ray_handle
         return handle.result() if isinstance(handle, Future) else handle
 

@@ -13,9 +13,9 @@ transport keeps its own types so that it never imports ``fed``.
 
 from __future__ import annotations
 
+import sys
 from typing import Iterator, Optional
 
-from ray.exceptions import RayTaskError
 
 
 class TransportError(Exception):
@@ -109,6 +109,8 @@ def iter_causes(exc: BaseException) -> Iterator[BaseException]:
     A ``RayTaskError`` also subclasses its cause's type without carrying its
     fields, so the wrapper itself is skipped and its ``cause`` visited instead.
     """
+    ray_exceptions = sys.modules.get("ray.exceptions")  # not imported: there is no Ray error to look through
+    task_error = getattr(ray_exceptions, "RayTaskError", None)
     seen: set[int] = set()
     stack: list[Optional[BaseException]] = [exc]
     while stack:
@@ -116,7 +118,7 @@ def iter_causes(exc: BaseException) -> Iterator[BaseException]:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, RayTaskError):
+        if task_error is not None and isinstance(e, task_error):
             stack.append(e.cause)
             continue
         yield e

@@ -30,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fed._config import load_file_config, parse_address
 from fed._errors import ConfigError
-from proxy._identity import party_server_name, party_uri
+from proxy import party_server_name, party_uri
 
 _LOOPBACK_NAMES = {"localhost", "0.0.0.0", "::"}
 DEFAULT_VALID_DAYS = 825

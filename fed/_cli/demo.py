@@ -108,7 +108,7 @@ def pooled_accuracy(*evals: dict) -> dict:
 
 def job_parties() -> list[str]:
     """The parties of the job this process joined, in config order."""
-    from fed._job import current_job
+    from fed._runtime import current_job
 
     return list(current_job().config.addresses)
 

@@ -1,4 +1,4 @@
-"""Lane, split and pending_inputs of fed._deferred, driven with plain concurrent.futures Futures."""
+"""Lane and SubmitThread of fed._deferred, and split, driven with plain concurrent.futures Futures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from fed._deferred import Future, Lane, pending_inputs, split
+from fed._deferred import Future, Lane, SubmitThread
+from fed._hosts.value import split
 
 TIMEOUT = 5
 
@@ -302,14 +303,34 @@ def test_later_run_can_read_output_of_earlier_call_drained_together():
     assert b.result(timeout=TIMEOUT) == "handle"
 
 
-# -- pending_inputs ------------------------------------------------------------
+# -- a lane scheduled on a SubmitThread (as the job's lanes are) ----------------
 
-def test_pending_inputs_keeps_only_futures_in_order():
-    f, g = Future(), done(3)
-    assert pending_inputs([1, f, "x", None, g, [Future()]]) == [f, g]
-    assert pending_inputs([f, 1])[0] is f
-    assert pending_inputs([]) == []
-    assert pending_inputs([1, "a"]) == []
+def test_a_lane_on_a_submit_thread_runs_waiting_calls_there_in_order_not_in_the_completing_thread():
+    submitter = SubmitThread()
+    lane = Lane(submitter.post)
+    x, y = Future(), Future()
+    ran: list[tuple[str, str]] = []
+    first = lane.submit([x], lambda: ran.append(("A", threading.current_thread().name)) or "a")
+    second = lane.submit([y], lambda: ran.append(("B", threading.current_thread().name)) or "b")
+    completer = in_thread(lambda: (y.set_result(1), x.set_result(1)))
+    completer.join(5)
+    assert first.result(5) == "a" and second.result(5) == "b"
+    assert ran == [("A", "silofed-submit"), ("B", "silofed-submit")]
+    submitter.stop(5)
+    assert not [t for t in threading.enumerate() if t.name == "silofed-submit"]
+
+
+def test_a_slow_submission_does_not_hold_the_thread_that_completed_its_input():
+    submitter = SubmitThread()
+    lane = Lane(submitter.post)
+    x = Future()
+    release = threading.Event()
+    out = lane.submit([x], lambda: release.wait(5) and "ran")
+    x.set_result(1)  # returns at once: the run waits on the submit thread
+    assert not out.done()
+    release.set()
+    assert out.result(5) == "ran"
+    submitter.stop(5)
 
 
 # -- split ---------------------------------------------------------------------

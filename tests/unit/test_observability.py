@@ -198,10 +198,11 @@ def test_call_records_hold_no_container_the_garbage_collector_must_scan():
     # 100k records (the log's bound) holding a list each made every full collection of a
     # long-running driver ~33 ms slower here (58 vs 25 ms); records of atomic values are untracked
     from fed._config import load_job_config
+    from fed._hosts import Hosts
     from fed._job import Job
 
     config = load_job_config(party="alice", addresses={"alice": "127.0.0.1:1", "bob": "127.0.0.1:2"})
-    job = Job(config, sender=None, receiver=None, started_ray=False, track_send=lambda _: None)
+    job = Job(config, Hosts(None, None, None), started_ray=False, track_send=lambda _: None)
     job.call("bob", "train_step", 2, lambda a, kw: None, (), {})  # runs at bob: only recorded here
     gc.collect()  # untracks the inner tuple of keys,
     gc.collect()  # then the record holding it

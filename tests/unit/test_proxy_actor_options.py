@@ -1,6 +1,6 @@
 """The Ray options of proxies run as actors (cross_silo_comm.send/recv_resource_label)."""
 
-from fed._api import proxy_actor_options
+from fed._hosts.actor import proxy_actor_options
 
 
 def test_a_proxy_actor_records_no_task_events_and_holds_only_the_given_resources():

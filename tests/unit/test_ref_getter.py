@@ -123,28 +123,29 @@ def test_a_cancelled_wait_frees_the_thread_for_the_next_object_and_close_stops_i
 
 
 def test_the_driver_sender_sends_a_ray_result_through_the_getter_and_its_close_stops_the_thread():
+    from fed._hosts import LocalValue
+    from fed._hosts.driver_receiver import DriverReceiver
+    from fed._hosts.driver_sender import DriverSender
     from fed._hosts.loop_thread import LoopThread
-    from fed._hosts.receiver import DriverReceiver
-    from fed._hosts.sender import DriverSender
     from tests.parties.harness import free_ports
     from tests.unit.test_proxy_hosts import _cfg
 
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
     bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
-    bob.start()
+    bob.start(10)
     alice = DriverSender(_cfg(addrs, "alice", connect_timeout_s=60), False, thread)
     value, error = _after.remote(0.0, {"w": 1.5}), _fails.remote()
     ray.wait([value, error], num_returns=2)  # done: the helper thread gets them well within its 20 ms
     try:
         waiting = bob.recv("alice", "1", "train_step")
-        _, sent_error = alice.send("bob", "1", "train_step", value).result(30)
-        assert not sent_error and waiting.result(30) == {"w": 1.5}
+        _, sent_error = alice.send("bob", "1", "train_step", LocalValue(value)).result(30)
+        assert not sent_error and bob.wait([waiting], 30) == [{"w": 1.5}]
         failed = bob.recv("alice", "2", "fails")
-        _, sent_error = alice.send("bob", "2", "fails", error).result(30)
+        _, sent_error = alice.send("bob", "2", "fails", LocalValue(error)).result(30)
         assert sent_error  # the task's error went in place of its value
         with pytest.raises(Exception, match="ValueError in 'fails' at party 'alice'"):
-            failed.result(30)
+            bob.wait([failed], 30)
         assert alice._getter.quick_gets == 2  # both objects came through the helper thread
     finally:
         alice.close(5)

@@ -1,15 +1,11 @@
-"""Where this party's receiver proxy runs: a thread of the driver, or a Ray actor.
+"""The receiver proxy in the driver process, on the proxies' event-loop thread (the default placement).
 
-* ``DriverReceiver`` (the default) runs ``proxy.ReceiverProxy`` on the
-  event loop of a daemon thread of this process ("silofed-proxies", shared
-  with the driver-side sender). A receive is a Future of the value
-  (small) or of an ObjectRef holding it (large); calls that take it are
-  submitted once it is done (fed._deferred). No Ray actor call per object.
-* ``ActorReceiver`` runs it as an async Ray actor, so that it can be pinned
-  to a gateway node (``cross_silo_comm.recv_resource_label``); a receive is
-  then the ObjectRef of the actor call that returns the value.
-
-See reps/0060-driver-side-receiver.md.
+A receive is a Future resolved by a callback on the loop as the data arrives
+(no coroutine per receive): to the value itself if it is small, else to an
+ObjectRef of it put in the object store once (reps/0060-driver-side-receiver.md).
+Calls that take it are submitted once it is resolved (fed._deferred). One
+optimisation lives here: resolving a receive that the program waits for in
+``fed.get`` hands the interpreter lock to the program at once.
 """
 
 from __future__ import annotations
@@ -17,16 +13,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import logging
 import threading
 import time
-from typing import Any, Collection, Coroutine, Iterator, Optional
+from typing import Any, Coroutine, Optional, Sequence
 
 import ray
 
-from fed._hosts.actor import ActorHost
 from fed._hosts.loop_thread import LoopThread
+from fed._hosts.value import LocalValue, wait_for_values
 from proxy import PendingReceive, ReceiverProxy, TransportConfig
 
 logger = logging.getLogger("silofed")
@@ -35,7 +30,7 @@ Future = concurrent.futures.Future
 
 # Ray copies an argument up to this size into the task itself; a larger
 # received value is put in the object store once and passed by reference.
-_PUT_ABOVE_BYTES = 100 * 1024
+PUT_ABOVE_BYTES = 100 * 1024
 
 
 class DriverReceiver:
@@ -49,49 +44,45 @@ class DriverReceiver:
     def __init__(self, config: TransportConfig, thread: LoopThread):
         self._thread = thread
         self._proxy = ReceiverProxy(config)
-        self._awaited: collections.Counter = collections.Counter()  # receive Futures programs wait on in fed.get
+        self._awaited: collections.Counter = collections.Counter()  # receive Futures a program waits on
         self._counting = threading.Lock()
 
-    @contextlib.contextmanager
-    def program_waiting(self, futures: Collection[Future]) -> Iterator[None]:
-        """Mark a program thread as blocked in ``fed.get`` on ``futures`` for the duration.
+    def _run(self, coro: Coroutine) -> Future:
+        return self._thread.run(coro, "receiver")
+
+    def start(self, timeout_s: float) -> str:
+        """Start listening; returns the address.
+
+        Raises:
+            proxy.TransportError: the address cannot be bound.
+        """
+        return self._run(self._proxy.start()).result(timeout_s)
+
+    def recv(self, src: str, key: str, producer: str) -> LocalValue:
+        """Post the receive of object ``key`` from ``src`` (see base.ReceiverHost)."""
+        received: Future = Future()
+        self._thread.post(self._post, src, key, producer, received)
+        return LocalValue(received)
+
+    def wait(self, values: Sequence[LocalValue], timeout: Optional[float]) -> list[Any]:
+        """The values behind ``values`` (see base.ReceiverHost).
 
         Meanwhile, resolving the receive of one of them hands the interpreter
         lock over for a moment, so that the woken program runs at once;
         otherwise the loop keeps it (a program computing in Python, or waiting
         for something else, is not interrupted per message).
         """
+        awaited = [v.arrival for v in values if v.arrival is not None]
         with self._counting:
-            self._awaited.update(futures)
+            self._awaited.update(awaited)
         try:
-            yield
+            return wait_for_values(values, timeout)
         finally:
             with self._counting:
-                for future in futures:
+                for future in awaited:
                     self._awaited[future] -= 1
                     if not self._awaited[future]:
                         del self._awaited[future]
-
-    def _run(self, coro: Coroutine) -> Future:
-        return self._thread.run(coro, "receiver")
-
-    def start(self) -> str:
-        """Start listening; returns the address.
-
-        Raises:
-            TransportError: the address cannot be bound.
-        """
-        return self._run(self._proxy.start()).result()
-
-    def recv(self, src: str, key: str, producer: str) -> Future:
-        """A Future of object ``key`` from ``src``: its value, or an ObjectRef of a large one.
-
-        The Future is resolved by a callback on the loop as the data arrives
-        (no coroutine per receive): calls waiting for it are submitted from there.
-        """
-        received: Future = Future()
-        self._thread.post(self._post, src, key, producer, received)
-        return received
 
     def _post(self, src: str, key: str, producer: str, received: Future) -> None:
         pending: Optional[PendingReceive] = None
@@ -119,7 +110,7 @@ class DriverReceiver:
         except BaseException as exc:
             received.set_exception(exc)
             return
-        if size <= _PUT_ABOVE_BYTES:
+        if size <= PUT_ABOVE_BYTES:
             received.set_result(value)
             if received in self._awaited:
                 _hand_over_interpreter()
@@ -146,20 +137,21 @@ class DriverReceiver:
         self._run(self._proxy.peer_seen(peer))
 
     def wait_peers_finished(self, timeout_s: float) -> Future:
-        """``{peer: state}`` once every peer left or after ``timeout_s`` (ReceiverProxy.wait_peers_finished)."""
+        """A Future of ``{peer: state}`` once every peer left, or after ``timeout_s``."""
         return self._run(self._proxy.wait_peers_finished(timeout_s))
 
     def stats(self) -> Future:
-        """Receive figures (ReceiverProxy.stats)."""
+        """A Future of the receive figures (ReceiverProxy.stats)."""
         return self._run(self._proxy.stats())
 
     def timeline(self) -> Future:
-        """Recorded receive events (ReceiverProxy.timeline)."""
+        """A Future of the recorded receive events (ReceiverProxy.timeline)."""
         return self._run(self._proxy.timeline())
 
     def close(self, timeout_s: float) -> None:
         """Stop listening and fail receives still waiting (or end them cancelled)."""
-        for step in (lambda t: self._run(self._proxy.stop()).result(t), lambda t: self._thread.cancel_group("receiver", t)):
+        for step in (lambda t: self._run(self._proxy.stop()).result(t),
+                     lambda t: self._thread.cancel_group("receiver", t)):
             try:
                 step(timeout_s)
             except Exception as exc:
@@ -171,42 +163,3 @@ def _hand_over_interpreter() -> None:
     thread the resolved Future woke (the program in ``fed.get``) takes it now rather
     than once this loop thread next waits for I/O. ~25 µs sooner in the tiny-task loop."""
     time.sleep(0)
-
-
-class ActorReceiver(ActorHost):
-    """The receiver proxy as an async Ray actor (pinned with ``recv_resource_label``).
-
-    Args:
-        handle: the actor handle.
-    """
-
-    def __init__(self, handle: Any):
-        super().__init__(handle, "receiver")
-
-    def start(self) -> str:
-        """Start listening; returns the address.
-
-        Raises:
-            RayTaskError: wrapping the TransportError when the address cannot be bound.
-        """
-        return ray.get(self.handle.start.remote())
-
-    def program_waiting(self, futures: Collection[Future]) -> contextlib.AbstractContextManager:
-        """Nothing to do: the actor's loop does not share this process's interpreter."""
-        return contextlib.nullcontext()
-
-    def recv(self, src: str, key: str, producer: str) -> ray.ObjectRef:
-        """The ObjectRef of object ``key`` from ``src``."""
-        return self.handle.recv.remote(src, key, producer)
-
-    def abort(self, origin: str, cause: str) -> Future:
-        """Fail every pending and future receive (ReceiverProxy.abort)."""
-        return self.handle.abort.remote(origin, cause).future()
-
-    def peer_seen(self, peer: str) -> None:
-        """Tell the liveness watch that ``peer`` answered (ReceiverProxy.peer_seen)."""
-        self.handle.peer_seen.remote(peer)
-
-    def wait_peers_finished(self, timeout_s: float) -> Future:
-        """``{peer: state}`` once every peer left or after ``timeout_s`` (ReceiverProxy.wait_peers_finished)."""
-        return self.handle.wait_peers_finished.remote(timeout_s).future()
