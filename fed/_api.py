@@ -398,11 +398,36 @@ def _tell_peers_done(job: Job) -> None:
                 future.cancel()
 
 
-def _peer_failure(states: Mapping[str, str]) -> Optional[PeerUnavailableError]:
+def _wait_for_peers_to_finish(job: Job, timeout_s: float) -> list[FedError]:
+    """Wait (with ``exit_on_failure``) at most ``timeout_s`` for every peer to say DONE or ABORT.
+
+    A live peer that never finishes (stuck, or running much longer than this
+    party) cannot hold this party forever: when the wait runs out, the peers
+    still running are reported as a failure (reps/0002-failure-model.md).
+
+    Returns:
+        The failures to report, empty if every peer finished cleanly: a
+        ``FedTimeoutError`` naming the peers still running, a
+        ``PeerUnavailableError`` per peer that aborted or became unreachable,
+        or a ``FedError`` if the receiver could not say.
+    """
+    try:
+        states = job.receiver.wait_peers_finished(timeout_s).result(max(timeout_s, 0.0) + _CONTROL_WAIT_S)
+    except Exception as exc:  # the receiver is gone or does not answer
+        return [FedError(f"could not learn whether the other parties finished the job ({exc!r}); "
+                         "counted as a failure, as cross_silo_comm.exit_on_failure cannot tell success")]
+    failures: list[FedError] = []
+    running = sorted(peer for peer, state in states.items() if state == "running")
+    if running:
+        failures.append(FedTimeoutError(
+            f"parties {running} were still running {timeout_s:g} s after this party began waiting for them "
+            "to finish at fed.shutdown (cross_silo_comm.exit_on_failure); counted as a failure. If they "
+            "legitimately finish later than this party, pass a larger timeout to fed.shutdown; otherwise "
+            "find out in their logs why they are stuck"))
     for peer, state in states.items():
-        if state != "done":
-            return PeerUnavailableError(f"party {peer!r} did not finish the job cleanly: {state}", peer)
-    return None
+        if state not in ("done", "running"):
+            failures.append(PeerUnavailableError(f"party {peer!r} did not finish the job cleanly: {state}", peer))
+    return failures
 
 
 def _is_failure(exc: Optional[BaseException]) -> bool:
@@ -416,13 +441,15 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
 
     Called while an exception propagates (e.g. in a ``finally``), it is an
     unintended shutdown: peers are told the job aborted. With
-    ``cross_silo_comm.exit_on_failure`` it waits for every peer to finish and
-    exits the process with status 1 if any party failed. Afterwards
-    ``fed.init`` may be called again in the same process; if fed.init started
-    Ray, Ray is stopped too. Safe to call twice.
+    ``cross_silo_comm.exit_on_failure`` it then waits (at most ``timeout``
+    seconds) for every peer to finish and exits the process with status 1 if
+    any party failed or a peer was still running when the wait ran out.
+    Afterwards ``fed.init`` may be called again in the same process; if
+    fed.init started Ray, Ray is stopped too. Safe to call twice.
 
     Args:
-        timeout: seconds to wait at most for pending sends.
+        timeout: seconds to wait at most for pending sends, and then, with
+            ``exit_on_failure``, at most for the peers to finish.
     """
     rt = _runtime.current()
     if rt is None:
@@ -442,9 +469,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
         if not cleanup.failing:
             _tell_peers_done(job)
             if exit_on_failure:
-                states = job.receiver.wait_peers_finished(24 * 3600.0).result()
-                peer_failure = _peer_failure(states)
-                if peer_failure is not None:
+                for peer_failure in _wait_for_peers_to_finish(job, timeout):
                     logger.error("%s", peer_failure)
                     job.note_failure(peer_failure)
         cleanup.wait_for_abort(_CONTROL_WAIT_S * 2)

@@ -10,6 +10,11 @@
   handler interrupting a lock holder would deadlock) and wakes the error
   thread through a pipe. Whoever calls it first wins; later calls are no-ops,
   so the failure handler runs exactly once.
+* The wake-up **pipe is closed only once nothing can use it**: after the
+  error thread ended (if ``close`` gives up waiting for it, the thread closes
+  the pipe itself when it ends) and after the one ``fail`` that writes to it
+  has written. A closed fd number is soon reused by another file, which the
+  thread would then read or ``fail`` write into.
 See reps/0002-failure-model.md.
 """
 
@@ -20,6 +25,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from typing import Any, Callable, Optional
 
 logger = logging.getLogger("silofed")
@@ -59,6 +65,11 @@ class CleanupManager:
         os.set_blocking(self._wake_w, False)
         self._aborted = threading.Event()
         self._closing = False
+        self._pipe_retiring = False  # set before the pipe is closed: fail() no longer writes to it
+        self._fail_woke = False  # the one fail() that took the flag is done with the pipe
+        self._pipe_lock = threading.Lock()  # close() and the error thread only (never fail())
+        self._loop_ended = False
+        self._thread_closes_pipe = False
         self._error_thread = threading.Thread(target=self._error_loop, name="silofed-error-queue", daemon=True)
         self._error_thread.start()
 
@@ -95,10 +106,12 @@ class CleanupManager:
             return False
         self.failure = failure
         self._errors.append(failure)
-        try:
-            os.write(self._wake_w, b"!")
-        except OSError:  # pipe full or closed: the thread is awake anyway
-            pass
+        if not self._pipe_retiring:  # after close nobody reads the pipe, and its fd may be reused soon
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:  # pipe full: the thread is awake anyway
+                pass
+        self._fail_woke = True
         return True
 
     @property
@@ -117,13 +130,37 @@ class CleanupManager:
         return not self.failing or self._aborted.wait(timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the error thread."""
+        """Stop the error thread and close its wake-up pipe once the thread has ended.
+
+        If the thread is still busy after ``timeout_s`` (a failure handler or
+        abort that does not return), this logs an error and leaves the pipe
+        open; the thread closes it when it ends.
+        """
         self._closing = True
         try:
             os.write(self._wake_w, b".")
         except OSError:
             pass
         self._error_thread.join(timeout_s)
+        with self._pipe_lock:
+            if not self._loop_ended:
+                self._thread_closes_pipe = True
+                logger.error("the error thread (failure handler or abort broadcast) is still running %.1f s "
+                             "after shutdown asked it to stop; its pipe is closed when it ends. A failure "
+                             "handler should return within seconds", timeout_s)
+                return
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        """Close both ends of the wake-up pipe once the thread ended and no ``fail`` is writing to it."""
+        self._pipe_retiring = True
+        # A fail() that took the flag before it could see _pipe_retiring writes once, at once.
+        deadline = time.monotonic() + 1.0
+        while self.failure is not None and not self._fail_woke:
+            if time.monotonic() > deadline:
+                logger.error("a failure is still waking the error thread; its pipe is left open")
+                return
+            time.sleep(0.001)
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -133,6 +170,16 @@ class CleanupManager:
     # -- threads ---------------------------------------------------------------------
 
     def _error_loop(self) -> None:
+        try:
+            self._run_errors()
+        finally:
+            with self._pipe_lock:
+                self._loop_ended = True
+                close_pipe = self._thread_closes_pipe
+            if close_pipe:  # close() gave up waiting for this thread and left the pipe to it
+                self._close_pipe()
+
+    def _run_errors(self) -> None:
         while True:
             try:
                 os.read(self._wake_r, 64)

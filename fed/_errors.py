@@ -3,27 +3,51 @@
     FedError
      ├── ConfigError                 bad configuration or arguments to fed.init
      │    └── UnknownPartyError      a party name that is not in the job
+     ├── UsageError                  a wrong command-line argument (``fed run``, ...)
      ├── NotInitializedError         fed API used before fed.init / after shutdown
      ├── FedTransportError           a message could not be delivered or was refused
      │    └── UntrustedPayloadError  received data names a type not on the allow-list
      ├── RemoteError                 a task failed at another party
      ├── PeerUnavailableError        a peer aborted or stopped answering
      ├── FedTimeoutError             a bounded wait ran out
-     └── ProgramDivergenceError      the parties run different programs
+     ├── ProgramDivergenceError      the parties run different programs
+     └── InterruptedJobError         this party got SIGINT/SIGTERM (also a KeyboardInterrupt)
 
 Errors raised inside the transport (``proxy.errors``) are translated to these
 at one place, :func:`translate`.
+
+Every FedError survives pickling (Ray and multiprocessing carry exceptions
+that way) with its message and structured fields, whatever its constructor
+takes: see :meth:`FedError.__reduce__`.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Iterable, Optional
 
 import proxy.errors as perr
 
 
+def _rebuild(cls: type, args: tuple, state: dict[str, Any]) -> "FedError":
+    """Recreate a pickled FedError without calling its constructor (see FedError.__reduce__)."""
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
 class FedError(Exception):
-    """Root of every silofed error."""
+    """Root of every silofed error.
+
+    Subclasses keep their structured fields as instance attributes; pickling
+    carries the message (``args``), those attributes and any notes, and
+    unpickling restores them without calling ``__init__`` (whose parameters
+    differ from ``args``), so subclasses need no pickling code of their own.
+    """
+
+    def __reduce__(self) -> tuple:
+        """Pickle as ``_rebuild(type, args, attributes)``: constructor-independent."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(FedError, ValueError):
@@ -38,12 +62,25 @@ class UnknownPartyError(ConfigError):
         known: the job's parties.
     """
 
-    def __init__(self, party: str, known, what: str = "party"):
+    def __init__(self, party: str, known: Iterable[str], what: str = "party"):
         known = sorted(known)
         super().__init__(f"unknown {what} {party!r}: the job's parties are {known}; "
                          "use one of them or add it to the config")
         self.party = party
         self.known = known
+
+
+class UsageError(FedError):
+    """A command-line argument is wrong (``fed run``, ``fed demo``, ...).
+
+    Attributes:
+        problem: what is wrong.
+        hint: what to do instead ("" if the problem says it).
+    """
+
+    def __init__(self, problem: str, hint: str = ""):
+        super().__init__(f"{problem} ({hint})" if hint else problem)
+        self.problem, self.hint = problem, hint
 
 
 class NotInitializedError(FedError, RuntimeError):
@@ -113,6 +150,22 @@ class ProgramDivergenceError(FedError):
     def __init__(self, message: str, key: str = "", expected: str = "", received: str = ""):
         super().__init__(message)
         self.key, self.expected, self.received = key, expected, received
+
+
+class InterruptedJobError(FedError, KeyboardInterrupt):
+    """The party received SIGINT or SIGTERM: it is shutting down and tells its peers the job aborted.
+
+    Also a ``KeyboardInterrupt``, so code that handles Ctrl-C handles it too.
+
+    Attributes:
+        signal: the signal's name, e.g. "SIGINT".
+    """
+
+    def __init__(self, signal: str, message: str = ""):
+        super().__init__(message or (
+            f"interrupted by {signal}: this party is shutting down and tells its peers the job aborted; "
+            f"send {signal} again to exit at once"))
+        self.signal = signal
 
 
 def translate(exc: BaseException) -> Optional[FedError]:

@@ -17,11 +17,9 @@ import sys
 import threading
 from typing import Callable, Optional
 
-from fed._errors import FedError
+from fed._errors import InterruptedJobError
 
-
-class InterruptedJobError(FedError, KeyboardInterrupt):
-    """The party was interrupted by a signal (SIGINT/SIGTERM)."""
+__all__ = ["InterruptedJobError", "ProcessHooks"]  # InterruptedJobError: its old home; defined in fed._errors
 
 
 class ProcessHooks:
@@ -66,8 +64,8 @@ class ProcessHooks:
         if self._interrupts > 1:
             os.write(2, f"silofed: second {name}, exiting now\n".encode())
             os._exit(128 + signum)
-        self._on_failure(InterruptedJobError(f"the party received {name}"))
-        raise InterruptedJobError(f"interrupted by {name}; shutting down (send it again to exit at once)")
+        self._on_failure(InterruptedJobError(name, f"the party received {name}"))
+        raise InterruptedJobError(name)
 
     def _excepthook(self, exc_type, exc, tb) -> None:
         self.exiting_with_exception = exc

@@ -15,15 +15,11 @@ from pathlib import Path
 from typing import NoReturn, Optional, Sequence
 
 from fed._config import load_file_config, load_job_config
-from fed._errors import ConfigError, FedError, UnknownPartyError
+from fed._errors import ConfigError, FedError, UnknownPartyError, UsageError
 
 EXIT_ERROR = 2
 EXIT_CHECK_FAILED = 1
 DEMO_MODULE = "fed._cli.demo"
-
-
-class UsageError(FedError):
-    """A command-line argument is wrong."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_file_config(args.config)
     script = Path(args.script)
     if not script.is_file():
-        raise UsageError(f"script {args.script!r} not found (give the path of a Python file)")
+        raise UsageError(f"script {args.script!r} not found", "give the path of a Python file")
     command = [sys.executable, str(script), *args.args]
     _export_timeline_dir(args.timeline)
     if args.party is not None:

@@ -15,7 +15,7 @@ def test_exports_are_exactly_the_public_api():
         "FedObject", "FedActorHandle", "FedRemoteClass", "FedRemoteFunction",
         "FedError", "ConfigError", "UnknownPartyError", "NotInitializedError", "FedTransportError",
         "UntrustedPayloadError", "RemoteError", "PeerUnavailableError", "FedTimeoutError",
-        "ProgramDivergenceError",
+        "ProgramDivergenceError", "InterruptedJobError", "UsageError",
     }
     assert set(fed.__all__) == expected
     for name in fed.__all__:
