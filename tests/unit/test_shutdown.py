@@ -6,7 +6,7 @@ import concurrent.futures
 import threading
 import time
 
-from fed import _api
+from fed import _api, _runtime
 
 
 class _Receiver:
@@ -116,12 +116,13 @@ def _exit_on_failure_runtime(receiver):
 
     from fed._cleanup import CleanupManager
     from fed._config import CrossSiloComm
+    from fed._hosts import Hosts
 
     sender = _Sender(answering={"bob", "carol"})
     sender.close = lambda timeout_s: None
     job = _Job(receiver, sender)
     job.config = SimpleNamespace(comm=CrossSiloComm(exit_on_failure=True), job_name="test")
-    job.party, job.started_ray, job.proxy_thread = "alice", False, _Stoppable()
+    job.party, job.started_ray, job.hosts, job.submitter = "alice", False, Hosts(sender, receiver, None), _Stoppable()
     job.seen_failure = None
     job.drop_sends_to = lambda peer: 0  # no pending sends
     job.note_failure = lambda failure: setattr(job, "seen_failure", job.seen_failure or failure)
@@ -129,13 +130,13 @@ def _exit_on_failure_runtime(receiver):
     return SimpleNamespace(job=job, cleanup=cleanup, hooks=_Hooks())
 
 
-def test_shutdown_waits_for_a_stuck_peer_only_up_to_its_timeout_and_exits_1_naming_it(monkeypatch, caplog):
+def test_shutdown_waits_for_a_stuck_peer_only_up_to_its_timeout_and_logs_it_without_failing(monkeypatch, caplog):
     monkeypatch.delenv(_api.TIMELINE_DIR_ENV, raising=False)
     receiver = _StuckPeersReceiver({"bob": "running", "carol": "done"})  # bob is alive but never finishes
     rt = _exit_on_failure_runtime(receiver)
-    monkeypatch.setattr(_api, "_runtime", rt)
+    monkeypatch.setattr(_runtime, "_current", rt)
     started = time.monotonic()
-    with caplog.at_level("ERROR", logger="silofed"):
+    with caplog.at_level("WARNING", logger="silofed"):
         try:
             _api.shutdown(timeout=0.3)
         except SystemExit as exc:
@@ -145,19 +146,19 @@ def test_shutdown_waits_for_a_stuck_peer_only_up_to_its_timeout_and_exits_1_nami
     took = time.monotonic() - started
     assert max(receiver.asked) == 0.3, receiver.asked  # the wait for the peers is bounded by `timeout`
     assert took < _StuckPeersReceiver.CAP_S, took
-    assert code == 1  # a peer still running counts as a failure
-    assert isinstance(rt.job.seen_failure, _api.FedTimeoutError) and "['bob']" in str(rt.job.seen_failure)
+    assert code is None  # nothing says bob failed: not counted as a failure
+    assert rt.job.seen_failure is None
     still_running = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
     assert still_running and "['bob']" in still_running[0] and "carol" not in still_running[0]
     assert "larger timeout to fed.shutdown" in still_running[0]  # says what to do
-    assert receiver.closed and _api._runtime is None
+    assert receiver.closed and _runtime.current() is None
 
 
 def test_shutdown_with_peers_finishing_within_the_timeout_is_a_success(monkeypatch):
     monkeypatch.delenv(_api.TIMELINE_DIR_ENV, raising=False)
     receiver = _StuckPeersReceiver({"bob": "running", "carol": "running"}, finish_after_s=0.2)
     rt = _exit_on_failure_runtime(receiver)
-    monkeypatch.setattr(_api, "_runtime", rt)
+    monkeypatch.setattr(_runtime, "_current", rt)
     _api.shutdown(timeout=2.0)  # no SystemExit
     assert rt.job.seen_failure is None and max(receiver.asked) == 2.0
 
