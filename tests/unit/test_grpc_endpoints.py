@@ -22,9 +22,21 @@ class Probe(importlib.abc.MetaPathFinder):
             seen["at_import"] = os.environ.get("GRPC_EXPERIMENTS")
         return None
 sys.meta_path.insert(0, Probe())
-if len(sys.argv) > 1:
+first = sys.argv[1] if len(sys.argv) > 1 else "proxy"
+if first == "grpc-first":
     import grpc  # the program imported gRPC first
-import proxy
+    import proxy
+elif first == "fed":
+    class EagerRay(importlib.abc.MetaPathFinder):  # as a Ray release importing gRPC at its import would
+        def find_spec(self, name, path, target=None):
+            if name == "ray" and "grpc" not in sys.modules:
+                import grpc
+            return None
+    sys.meta_path.insert(0, EagerRay())
+    import fed  # what a program does
+    fed.init  # the part of the API that imports Ray
+else:
+    import proxy
 seen["after"] = os.environ.get("GRPC_EXPERIMENTS")
 print(json.dumps(seen))
 """
@@ -41,6 +53,17 @@ def _probe(*args: str, **env: str) -> dict:
 def test_importing_proxy_imports_grpc_with_polling_endpoints_and_leaves_no_variable():
     seen = _probe()
     assert seen == {"at_import": _grpc_endpoints.POLLING_ENDPOINTS, "after": None}
+
+
+def test_importing_fed_and_its_ray_part_imports_grpc_with_polling_endpoints_first():
+    assert _probe("fed") == {"at_import": _grpc_endpoints.POLLING_ENDPOINTS, "after": None}
+
+
+def test_the_command_line_starts_without_importing_ray():
+    probe = "import sys, fed._cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_users_grpc_experiments_are_left_alone():
