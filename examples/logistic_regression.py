@@ -9,7 +9,7 @@ on this machine with::
 
 or one party per machine with ``fed run --party alice --config ... examples/logistic_regression.py``.
 
-The program itself lives in the package, ``fed/_demo.py``, so that ``fed demo``
+The program itself lives in the package, ``fed/_cli/demo.py``, so that ``fed demo``
 works after ``pip install`` without this directory; read it there.
 """
 

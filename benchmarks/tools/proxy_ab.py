@@ -16,7 +16,7 @@ Ray actor call (adds the wait for Ray). ``--bytes N`` sends a numpy array of
 N bytes instead of ``None`` (with ``--mode value``; over N = 64 KiB the large
 path: a Push stream of chunks, and bob's receiver puts the value in Ray).
 
-Usage: python benchmarks/proxy_ab.py --base DIR [--mode value|ref] [--bytes N] [--blocks N] [--rounds N]
+Usage: python benchmarks/tools/proxy_ab.py --base DIR [--mode value|ref] [--bytes N] [--blocks N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[2]  # the repository root
 _MODULES = ("proxy", "fed._hosts.loop_thread", "fed._hosts", "fed._hosts.driver_receiver", "fed._hosts.driver_sender")
 
 

@@ -18,7 +18,7 @@ With ``--chain``, the same for the 3-party chain of ``tiny_tasks.py``
 ``fed.get`` of the last): when each task is submitted and starts, each push,
 each delivery; medians since alice's iteration began.
 
-Usage: python benchmarks/critical_path.py [--iters N] [--chain]
+Usage: python benchmarks/tools/critical_path.py [--iters N] [--chain]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
@@ -198,4 +198,7 @@ def main() -> None:
     _launch.print_steps(steps, skip=opts.iters // 5)  # the first fifth is warm-up
 
 if __name__ == "__main__":
-    main()
+    # The parties import the bodies by module name, so run them from the module, not __main__.
+    from benchmarks.tools import critical_path
+
+    critical_path.main()

@@ -30,7 +30,7 @@ Prints, per run, each variant's mean ms per iteration and CPU of all
 processes per iteration, and the median of the paired block differences;
 then the median, min and max over the runs of the difference in means.
 
-Usage: python benchmarks/in_run_ab.py --toggle hand-over [--iters N] [--block B] [--runs R]
+Usage: python benchmarks/tools/in_run_ab.py --toggle hand-over [--iters N] [--block B] [--runs R]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
@@ -153,4 +153,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # The parties import the bodies by module name, so run them from the module, not __main__.
+    from benchmarks.tools import in_run_ab
+
+    in_run_ab.main()

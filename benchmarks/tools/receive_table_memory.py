@@ -6,7 +6,7 @@ allocated per message afterwards (tracemalloc): messages numbered by the
 sender (what silofed's sender proxy sends) and unnumbered ones (remembered by
 key, as control messages are). Repeated ``--runs`` times; median, min, max.
 
-Usage: python benchmarks/receive_table_memory.py [--messages N] [--runs R]
+Usage: python benchmarks/tools/receive_table_memory.py [--messages N] [--runs R]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from proxy._receive_table import Admission, Arrival, ReceiveTable  # noqa: E402
 

@@ -9,7 +9,7 @@ The figures are Ray's and this machine's, the part of a hop silofed cannot
 change; compare them with the Ray steps ``chain_floor.py`` and
 ``critical_path.py`` print.
 
-Usage: python benchmarks/ray_idle_cost.py [--calls N] [--gaps-ms 0,1,5,20]
+Usage: python benchmarks/tools/ray_idle_cost.py [--calls N] [--gaps-ms 0,1,5,20]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import ray  # noqa: E402
 

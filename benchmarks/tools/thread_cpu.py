@@ -15,7 +15,7 @@ the operating system's (Ray's ``worker.io`` and the like; threads sharing a
 name are summed). The kernel counts CPU in clock ticks (10 ms here), so the
 figures resolve 10 ms / ``--iters``.
 
-Usage: python benchmarks/thread_cpu.py [--pairs P] [--iters N]
+Usage: python benchmarks/tools/thread_cpu.py [--pairs P] [--iters N]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import fed  # noqa: E402
 from benchmarks import _launch, tiny_tasks, two_rays_floor  # noqa: E402
@@ -132,4 +132,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # The parties import the bodies by module name, so run them from the module, not __main__.
+    from benchmarks.tools import thread_cpu
+
+    thread_cpu.main()

@@ -17,7 +17,7 @@ iteration at alice. Prints:
 party's proxies as Ray actors (as ``send_resource_label`` and
 ``recv_resource_label`` do) instead of in its driver.
 
-Usage: python benchmarks/loop_tail.py [--iters N] [--no-task-events] [--actor-proxies]
+Usage: python benchmarks/tools/loop_tail.py [--iters N] [--no-task-events] [--actor-proxies]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
@@ -105,4 +105,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # The parties import the bodies by module name, so run them from the module, not __main__.
+    from benchmarks.tools import loop_tail
+
+    loop_tail.main()

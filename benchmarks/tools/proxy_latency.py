@@ -13,7 +13,7 @@ Per operation, wall time and this process's CPU time:
 * recv: bob's receive of an object that is already there (a Future);
 * round: bob posts the receive, alice sends, bob's Future resolves.
 
-Usage: python benchmarks/proxy_latency.py [--iters N] [--runs R]
+Usage: python benchmarks/tools/proxy_latency.py [--iters N] [--runs R]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import ray  # noqa: E402
 

@@ -8,7 +8,7 @@ callback) and ``fed._hosts.ref_getter.RefGetter`` (``ray.get`` on a helper threa
 reps/0140-quick-object-gets.md). Prints, per way, the median over blocks of
 each block's median, with min and max.
 
-Usage: python benchmarks/object_wait.py [--blocks N] [--calls N]
+Usage: python benchmarks/tools/object_wait.py [--blocks N] [--calls N]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 import ray  # noqa: E402
 
