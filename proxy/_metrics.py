@@ -27,7 +27,9 @@ COUNTERS = {
     "silofed_send_failures": "Sends to the peer that failed for good.",
     "silofed_received_messages": "Objects received from the peer.",
     "silofed_received_bytes": "Payload bytes received from the peer.",
-    "silofed_rejected_messages": "Messages this party's receiver refused (tag reason; peer is the claimed sender or '?').",
+    "silofed_rejected_messages": (
+        "Messages this party's receiver refused (tag reason; peer is the claimed sender or '?')."
+    ),
 }
 GAUGES = {
     "silofed_buffered_bytes": "Bytes received but not yet asked for, at this party.",

@@ -22,13 +22,24 @@ from proxy import _wire_pb2 as wire
 from proxy._buffers import PayloadBuffers
 from proxy._config import TransportConfig
 from proxy._identity import identity_mismatch
-from proxy._receive_table import Admission, Arrival, ReceiveTable
-from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
 from proxy._metrics import MetricsLoop
+from proxy._receive_table import Admission, Arrival, ReceiveTable
+from proxy._serialization import loads
+from proxy._service import (
+    ADMITTED,
+    PING,
+    PROTOCOL_VERSION,
+    REASON_KEY,
+    SERVER_KEEPALIVE_OPTIONS,
+    SMALL_PAYLOAD_BYTES,
+    add_transport_service,
+    message_options,
+    open_channel,
+    server_credentials,
+)
 from proxy._stats import EventLog
 from proxy._stream_answers import StreamAnswers
-from proxy._service import ADMITTED, SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, SMALL_PAYLOAD_BYTES, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
@@ -52,7 +63,8 @@ class _Rejected(Exception):
 
 def _too_much_data(header: wire.Header, total: int) -> _Rejected:
     return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
-                     f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
+                     f"object {header.key} from {header.src!r} carries more data than its header announced "
+                     f"({total} bytes)")
 
 
 def _truncated(header: wire.Header, received: int, total: int) -> _Rejected:
@@ -229,7 +241,8 @@ class ReceiverProxy:
         try:
             value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
         except UnpicklingRefusedError as exc:
-            raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}", peer=src, key=key) from None
+            raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}",
+                                         peer=src, key=key) from None
         except Exception as exc:  # a corrupt payload must surface as a transport error, not a crash
             raise TransportError(f"object {key} ({producer}) from party {src!r} could not be unpickled "
                                  f"({type(exc).__name__}); is the same silofed version running everywhere?",
@@ -552,7 +565,7 @@ class ReceiverProxy:
             peers = liveness.watched()
             answers = await asyncio.gather(*(self._ping(p) for p in peers))
             now = loop.time()
-            for peer, ok in zip(peers, answers):
+            for peer, ok in zip(peers, answers, strict=True):  # gather answers once per peer
                 if ok:
                     liveness.answered(peer, now)
             for peer, reason in liveness.gone(now):
@@ -596,20 +609,24 @@ class ReceiverProxy:
         cfg = self._cfg
         if h.version != PROTOCOL_VERSION:
             raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "version",
-                            f"wire protocol version {h.version} is not {PROTOCOL_VERSION}; run the same silofed version at every party")
+                            f"wire protocol version {h.version} is not {PROTOCOL_VERSION}; "
+                            "run the same silofed version at every party")
         if h.job != cfg.job:
             raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
-                            f"message for job {h.job!r} reached party {cfg.party!r}, which runs job {cfg.job!r}; check job_name and addresses")
+                            f"message for job {h.job!r} reached party {cfg.party!r}, which runs job {cfg.job!r}; "
+                            "check job_name and addresses")
         if h.dst != cfg.party:
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "wrong_destination",
-                            f"message for party {h.dst!r} reached party {cfg.party!r}; check the addresses in the config")
+                            f"message for party {h.dst!r} reached party {cfg.party!r}; "
+                            "check the addresses in the config")
         if h.src not in cfg.peers:
             raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "unknown_party",
                             f"party {h.src!r} is not a party of job {cfg.job!r}")
         total = h.pickle_size + sum(h.buffer_sizes)
         if total > cfg.max_message_bytes:
             raise _Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
-                            f"object {h.key} from {h.src!r} is {total} bytes, over the limit of {cfg.max_message_bytes}; "
+                            f"object {h.key} from {h.src!r} is {total} bytes, "
+                            f"over the limit of {cfg.max_message_bytes}; "
                             "raise cross_silo_comm.messages_max_size_in_bytes at the receiving party")
         return h
 
@@ -625,7 +642,8 @@ class ReceiverProxy:
             # protobuf encoder may come as a Frame
             if not isinstance(frame, memoryview) and frame.WhichOneof("body") != "chunk":
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
-                                f"object {header.key} from {header.src!r}: only the first frame of a push may be a header")
+                                f"object {header.key} from {header.src!r}: "
+                                "only the first frame of a push may be a header")
             chunk = frame if isinstance(frame, memoryview) else frame.chunk
             if filled + len(chunk) > total:
                 raise _too_much_data(header, total)

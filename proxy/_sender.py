@@ -25,10 +25,21 @@ import grpc
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._metrics import MetricsLoop
-from proxy._serialization import dumps, iter_chunks
 from proxy._peer_stream import PeerStream
-from proxy._service import (ADMITTED, PING, PROTOCOL_VERSION, PUSH, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
-                            keepalive_options, message_options, open_channel, serialize_frame)
+from proxy._serialization import dumps, iter_chunks
+from proxy._service import (
+    ADMITTED,
+    PING,
+    PROTOCOL_VERSION,
+    PUSH,
+    REASON_KEY,
+    SMALL_PAYLOAD_BYTES,
+    encode_chunk,
+    keepalive_options,
+    message_options,
+    open_channel,
+    serialize_frame,
+)
 from proxy._stats import EventLog, LatencyWindow
 from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
 

@@ -161,7 +161,9 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     )
 
 
-def open_channel(address: str, tls: Optional[TlsFiles], options: tuple, party: Optional[str] = None) -> grpc.aio.Channel:
+def open_channel(
+    address: str, tls: Optional[TlsFiles], options: tuple, party: Optional[str] = None
+) -> grpc.aio.Channel:
     """An asyncio channel to ``address``, with mTLS when ``tls`` is given.
 
     With TLS and ``party`` given, and this party's own certificate naming a

@@ -75,7 +75,7 @@ def write_local_config(path: Path, parties: Sequence[str], job_name: str) -> Non
 
     ports = free_local_ports(len(parties))
     lines = [f"job_name: {job_name}", "parties:"]
-    lines += [f"  {p}: {{address: 127.0.0.1:{port}}}" for p, port in zip(parties, ports)]
+    lines += [f"  {p}: {{address: 127.0.0.1:{port}}}" for p, port in zip(parties, ports, strict=True)]
     path.write_text("\n".join(lines) + "\n")
 
 
