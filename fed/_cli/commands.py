@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    """``str(text)`` on one line: its non-blank lines joined with '; '."""
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
