@@ -72,7 +72,9 @@ def names_party(pem: bytes) -> bool:
 @functools.lru_cache(maxsize=64)
 def _issued_by(pem: bytes, ca_path: str, ca_mtime: float) -> bool:
     cert = x509.load_pem_x509_certificate(pem)
-    for ca in x509.load_pem_x509_certificates(open(ca_path, "rb").read()):
+    with open(ca_path, "rb") as f:
+        bundle = f.read()
+    for ca in x509.load_pem_x509_certificates(bundle):
         try:
             cert.verify_directly_issued_by(ca)
         except (ValueError, TypeError, InvalidSignature):
