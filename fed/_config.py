@@ -21,6 +21,8 @@ from proxy import build_allowed, parse_entries
 DEFAULT_JOB_NAME = "default"
 PARTY_ENV = "FED_PARTY"
 CONFIG_ENV = "FED_CONFIG"
+# ``cross_silo_comm.serializing_allowed_list``: {module: [names]} or ["module:name", ...].
+AllowListEntries = Optional[Union[dict[str, Union[list[str], str]], list[str]]]
 
 
 class _Strict(BaseModel):
@@ -55,7 +57,7 @@ class CrossSiloComm(_Strict):
     ping_interval_ms: int = Field(1_000, gt=0, description="How often each peer is pinged.")
     recv_timeout_ms: Optional[int] = Field(
         None, gt=0, description="Default timeout of fed.get; None waits as long as the peers are alive.")
-    serializing_allowed_list: Optional[Union[dict[str, Union[list[str], str]], list[str]]] = Field(
+    serializing_allowed_list: AllowListEntries = Field(
         None, description="Globals received data may reference beyond the safe defaults (REP 0020): "
         "{module: [names]} or ['module:name', ...].")
     trust_peers: bool = Field(
@@ -78,7 +80,7 @@ class CrossSiloComm(_Strict):
 
     @field_validator("serializing_allowed_list")
     @classmethod
-    def _allow_list_form(cls, v):
+    def _allow_list_form(cls, v: AllowListEntries) -> AllowListEntries:
         parse_entries(v)
         return v
 
@@ -113,7 +115,7 @@ class FileConfig(_Strict):
 
     @field_validator("parties")
     @classmethod
-    def _some_parties(cls, v):
+    def _some_parties(cls, v: dict[str, PartyConfig]) -> dict[str, PartyConfig]:
         if not v:
             raise ValueError("at least one party is required")
         return v
@@ -258,6 +260,7 @@ def load_job_config(
             parties[name] = PartyConfig(address=addr, listen_address=old.listen_address if old else None)
         _check_addresses(parties, "fed.init(addresses=...)")
     else:
+        assert file_cfg is not None  # without addresses the parties come from a config (else ConfigError above)
         parties = dict(file_cfg.parties)
 
     if file_cfg is not None:

@@ -89,7 +89,7 @@ def build_trace(
         add("fed.get", "get", start, took, gets_tid, {"objects": n, "first_key": first_key, "outcome": outcome})
 
     transfers = []
-    for name, start, took, peer, key, producer, kind, nbytes, retries, outcome in sends:
+    for _name, start, took, peer, key, producer, kind, nbytes, retries, outcome in sends:
         transfers.append((start, took, "send", f"send to {peer}",
                           {"peer": peer, "key": key, "producer": producer, "kind": kind, "bytes": nbytes,
                            "retries": retries, "outcome": outcome}))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from types import MappingProxyType
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence, Union
 
 import proxy.errors as _errors
 
@@ -120,27 +120,27 @@ class AmplificationRefused(Exception):
     """A guarded constructor was called with arguments real data never produce."""
 
 
-def _refuse(what: str) -> None:
+def _refuse(what: str) -> NoReturn:
     raise AmplificationRefused(what)
 
 
-def _guard_sized(cls):
-    def make(*args, **kwargs):
+def _guard_sized(cls: type) -> Callable[..., Any]:
+    def make(*args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], int) and not isinstance(args[0], bool) and args[0] > MAX_AMPLIFIED:
             _refuse(f"{cls.__name__}({args[0]}) would allocate over {MAX_AMPLIFIED} bytes")
         return cls(*args, **kwargs)
     return make
 
 
-def _guard_range(*args):
+def _guard_range(*args: int) -> range:
     r = range(*args)
     if len(r) > MAX_AMPLIFIED:
         _refuse(f"range of {len(r)} elements (limit {MAX_AMPLIFIED})")
     return r
 
 
-def _guard_fraction(cls):
-    def make(*args):
+def _guard_fraction(cls: type) -> Callable[..., Any]:
+    def make(*args: Any) -> Any:
         if any(isinstance(a, str) and ("e" in a.lower() or len(a) > 4096) for a in args):
             _refuse("Fraction from a string with an exponent")
         return cls(*args)
@@ -151,15 +151,15 @@ class _NdarrayMarker:
     """Stands for numpy.ndarray in a received stream: numpy only names the class
     as the subtype for ``_reconstruct``; calling it would allocate any shape."""
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
         _refuse("numpy.ndarray(...) called directly")
 
 
 _NDARRAY = _NdarrayMarker()
 
 
-def _guard_reconstruct(fn):
-    def make(subtype, shape, dtype):
+def _guard_reconstruct(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def make(subtype: Any, shape: Any, dtype: Any) -> Any:
         if subtype is _NDARRAY:
             import numpy
             subtype = numpy.ndarray
@@ -172,7 +172,7 @@ def _guard_reconstruct(fn):
     return make
 
 
-def guard(module: str, name: str, obj):
+def guard(module: str, name: str, obj: Any) -> Any:
     """The object the unpickler hands out for the allowed global ``module.name``."""
     if module == "builtins" and name in ("bytes", "bytearray"):
         return _guard_sized(obj)

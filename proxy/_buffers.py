@@ -23,7 +23,7 @@ import mmap
 import threading
 import time
 import weakref
-from typing import Callable
+from typing import Callable, Optional
 
 # Buffers are mapped in whole huge pages, so one serves payloads up to that size.
 _HUGE_PAGE = 2 << 20
@@ -116,7 +116,7 @@ class PayloadBuffers:
         while self._returned:
             self._idle.append((now, self._returned.popleft()))
 
-    def _pop_fitting(self, size: int):
+    def _pop_fitting(self, size: int) -> Optional[mmap.mmap]:
         best = None  # the smallest that fits; of equal ones the newest, so the oldest expire
         for i, (_, m) in enumerate(self._idle):
             if size <= len(m) <= size * _SLACK + _HUGE_PAGE and (best is None or len(m) <= len(self._idle[best][1])):

@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import urllib.parse
-from typing import Optional
+from typing import Iterable, Mapping, Optional
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -72,7 +72,9 @@ def names_party(pem: bytes) -> bool:
 @functools.lru_cache(maxsize=64)
 def _issued_by(pem: bytes, ca_path: str, ca_mtime: float) -> bool:
     cert = x509.load_pem_x509_certificate(pem)
-    for ca in x509.load_pem_x509_certificates(open(ca_path, "rb").read()):
+    with open(ca_path, "rb") as f:
+        bundle = f.read()
+    for ca in x509.load_pem_x509_certificates(bundle):
         try:
             cert.verify_directly_issued_by(ca)
         except (ValueError, TypeError, InvalidSignature):
@@ -81,7 +83,9 @@ def _issued_by(pem: bytes, ca_path: str, ca_mtime: float) -> bool:
     return False
 
 
-def identity_mismatch(auth_context: dict, claimed: str, pinned_ca: Optional[str] = None) -> Optional[str]:
+def identity_mismatch(
+    auth_context: Mapping[str, Iterable[bytes]], claimed: str, pinned_ca: Optional[str] = None
+) -> Optional[str]:
     """Why a TLS peer may not speak for party ``claimed``, or None if it may.
 
     Args:
@@ -89,7 +93,7 @@ def identity_mismatch(auth_context: dict, claimed: str, pinned_ca: Optional[str]
         claimed: the party named in the message (``src``).
         pinned_ca: path of the only CA(s) allowed to certify ``claimed``, if pinned.
     """
-    pems = auth_context.get("x509_pem_cert") or []
+    pems = list(auth_context.get("x509_pem_cert") or [])
     if not pems:
         return (f"the message claims to come from party {claimed!r} but the TLS client presented no "
                 "certificate; every party must use mutual TLS (tls.cert and tls.key)")

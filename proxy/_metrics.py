@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 logger = logging.getLogger("silofed.proxy")
 
@@ -27,7 +27,9 @@ COUNTERS = {
     "silofed_send_failures": "Sends to the peer that failed for good.",
     "silofed_received_messages": "Objects received from the peer.",
     "silofed_received_bytes": "Payload bytes received from the peer.",
-    "silofed_rejected_messages": "Messages this party's receiver refused (tag reason; peer is the claimed sender or '?').",
+    "silofed_rejected_messages": (
+        "Messages this party's receiver refused (tag reason; peer is the claimed sender or '?')."
+    ),
 }
 GAUGES = {
     "silofed_buffered_bytes": "Bytes received but not yet asked for, at this party.",
@@ -39,6 +41,7 @@ HISTOGRAMS = {
 }
 
 Snapshot = Mapping[str, Mapping[tuple, float]]
+Samples = Mapping[str, Mapping[tuple, Sequence[float]]]
 
 
 class RayMetricsExporter:
@@ -61,7 +64,7 @@ class RayMetricsExporter:
                             for n, d in HISTOGRAMS.items()}
         self._last: dict[tuple[str, tuple], float] = {}
 
-    def export(self, counters: Snapshot, gauges: Snapshot, samples: Snapshot) -> None:
+    def export(self, counters: Snapshot, gauges: Snapshot, samples: Samples) -> None:
         """Apply one snapshot.
 
         Args:
@@ -71,22 +74,22 @@ class RayMetricsExporter:
             samples: ``{name: {tags: [new samples]}}`` for histograms.
         """
         for name, series in counters.items():
-            metric = self._counters[name]
+            counter = self._counters[name]
             for tags, total in series.items():
                 delta = total - self._last.get((name, tags), 0)
                 if delta > 0:
-                    metric.inc(delta, tags={**self._base, **dict(tags)})
+                    counter.inc(delta, tags={**self._base, **dict(tags)})
                     self._last[(name, tags)] = total
         for name, series in gauges.items():
-            metric = self._gauges[name]
+            gauge = self._gauges[name]
             for tags, value in series.items():
-                metric.set(value, tags={**self._base, **dict(tags)})
-        for name, series in samples.items():
-            metric = self._histograms[name]
-            for tags, values in series.items():
+                gauge.set(value, tags={**self._base, **dict(tags)})
+        for name, sample_series in samples.items():
+            histogram = self._histograms[name]
+            for tags, values in sample_series.items():
                 full = {**self._base, **dict(tags)}
                 for v in values:
-                    metric.observe(v, tags=full)
+                    histogram.observe(v, tags=full)
 
 
 def _in_ray() -> bool:

@@ -208,7 +208,7 @@ class ReceiveTable:
         self._failed_sources.setdefault(src, error)
         self._fail_pending(lambda s: s == src, error)
 
-    def _fail_pending(self, match, error: BaseException) -> None:
+    def _fail_pending(self, match: Callable[[str], bool], error: BaseException) -> None:
         for (src, key), slot in list(self._slots.items()):
             if match(src) and slot.future is not None:
                 if not slot.future.done():

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, NoReturn, Optional
 
 import grpc
 
@@ -22,13 +22,24 @@ from proxy import _wire_pb2 as wire
 from proxy._buffers import PayloadBuffers
 from proxy._config import TransportConfig
 from proxy._identity import identity_mismatch
-from proxy._receive_table import Admission, Arrival, ReceiveTable
-from proxy._serialization import loads
 from proxy._liveness import PeerLiveness
 from proxy._metrics import MetricsLoop
+from proxy._receive_table import Admission, Arrival, ReceiveTable
+from proxy._serialization import loads
+from proxy._service import (
+    ADMITTED,
+    PING,
+    PROTOCOL_VERSION,
+    REASON_KEY,
+    SERVER_KEEPALIVE_OPTIONS,
+    SMALL_PAYLOAD_BYTES,
+    add_transport_service,
+    message_options,
+    open_channel,
+    server_credentials,
+)
 from proxy._stats import EventLog
 from proxy._stream_answers import StreamAnswers
-from proxy._service import ADMITTED, SERVER_KEEPALIVE_OPTIONS, PING, PROTOCOL_VERSION, REASON_KEY, SMALL_PAYLOAD_BYTES, add_transport_service, message_options, open_channel, server_credentials
 from proxy.errors import DivergedProducerError, PeerFailure, TransportError, UnpicklingRefusedError
 
 logger = logging.getLogger("silofed.proxy")
@@ -52,7 +63,8 @@ class _Rejected(Exception):
 
 def _too_much_data(header: wire.Header, total: int) -> _Rejected:
     return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "size_mismatch",
-                     f"object {header.key} from {header.src!r} carries more data than its header announced ({total} bytes)")
+                     f"object {header.key} from {header.src!r} carries more data than its header announced "
+                     f"({total} bytes)")
 
 
 def _truncated(header: wire.Header, received: int, total: int) -> _Rejected:
@@ -60,7 +72,7 @@ def _truncated(header: wire.Header, received: int, total: int) -> _Rejected:
                      f"object {header.key} from {header.src!r} ended after {received} of {total} bytes")
 
 
-async def _next_frame(frames) -> wire.Frame | None:
+async def _next_frame(frames: AsyncIterator[memoryview | wire.Frame]) -> memoryview | wire.Frame | None:
     """The next frame of a push stream, or None at its end."""
     try:
         return await frames.__anext__()
@@ -128,6 +140,7 @@ class ReceiverProxy:
         server = grpc.aio.server(options=options)
         add_transport_service(server, self._push, self._push_stream, self._answer_ping)
         address = self._cfg.listen_address
+        cause: RuntimeError | None = None
         try:
             if self._cfg.tls is None:
                 port = server.add_insecure_port(address)
@@ -135,8 +148,6 @@ class ReceiverProxy:
                 port = server.add_secure_port(address, server_credentials(self._cfg.tls))
         except RuntimeError as exc:
             port, cause = 0, exc
-        else:
-            cause = None
         if not port:
             raise TransportError(
                 f"party {self._cfg.party!r} cannot listen on {address}: the port is in use or the "
@@ -163,6 +174,7 @@ class ReceiverProxy:
             await channel.close()
         self._ping_channels.clear()
         if self._server is not None:
+            assert self._stopping is not None  # start() made it before it started the server
             self._stopping.set_result(None)  # ends the PushStreams
             await self._server.stop(grace_s)
             self._server = None
@@ -229,7 +241,8 @@ class ReceiverProxy:
         try:
             value = loads(view[: arrival.pickle_size], buffers, self._cfg.allowed_globals)
         except UnpicklingRefusedError as exc:
-            raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}", peer=src, key=key) from None
+            raise UnpicklingRefusedError(f"object {key} ({producer}) from party {src!r}: {exc}",
+                                         peer=src, key=key) from None
         except Exception as exc:  # a corrupt payload must surface as a transport error, not a crash
             raise TransportError(f"object {key} ({producer}) from party {src!r} could not be unpickled "
                                  f"({type(exc).__name__}); is the same silofed version running everywhere?",
@@ -340,8 +353,9 @@ class ReceiverProxy:
             await self._reject(context, rejected)
         return wire.PingReply(job=self._cfg.job, party=self._cfg.party)
 
-    async def _push(self, frames, context: grpc.aio.ServicerContext) -> wire.Ack:
-        frames = frames.__aiter__()
+    async def _push(self, request_iterator: AsyncIterable[memoryview | wire.Frame],
+                    context: grpc.aio.ServicerContext) -> wire.Ack:
+        frames = request_iterator.__aiter__()
 
         async def header() -> wire.Header:
             first = await _next_frame(frames)
@@ -356,7 +370,7 @@ class ReceiverProxy:
 
         return await self._receive(context, header, payload)
 
-    async def _push_stream(self, requests, context: grpc.aio.ServicerContext) -> None:
+    async def _push_stream(self, requests: AsyncIterable[bytes], context: grpc.aio.ServicerContext) -> None:
         """PushStream: a sending party's small messages, each answered by an Ack carrying its id.
 
         A message refused is answered REFUSED (the stream goes on); one that
@@ -368,10 +382,12 @@ class ReceiverProxy:
         # The sender keeps its stream open for the whole job: when this receiver
         # stops, the handler returns (the stream ends with OK) instead of
         # leaving server.stop to wait out its grace period.
+        stopping = self._stopping
+        assert stopping is not None  # start() made it before it started the server that calls this
         reading = asyncio.ensure_future(self._read_stream(requests, context, answers))
         self._streams.add(reading)
         try:
-            await asyncio.wait((reading, self._stopping), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((reading, stopping), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._streams.discard(reading)
             if not reading.done():
@@ -386,7 +402,8 @@ class ReceiverProxy:
         if failure is not None:
             raise failure  # an abort: the stream ends with its status
 
-    async def _read_stream(self, requests, context: grpc.aio.ServicerContext, answers: StreamAnswers) -> None:
+    async def _read_stream(self, requests: AsyncIterable[bytes], context: grpc.aio.ServicerContext,
+                           answers: StreamAnswers) -> None:
         held: set[asyncio.Task] = set()
         verified: set[str] = set()  # parties this call's TLS certificate was checked against (it cannot change)
 
@@ -470,7 +487,8 @@ class ReceiverProxy:
         return wire.Ack(id=msg_id, status=wire.REFUSED, code=rejected.code.value[0], reason=rejected.reason,
                         detail=str(rejected))
 
-    async def _receive(self, context: grpc.aio.ServicerContext, read_header, read_payload) -> wire.Ack:
+    async def _receive(self, context: grpc.aio.ServicerContext, read_header: Callable[[], Awaitable[wire.Header]],
+                       read_payload: Callable[[wire.Header, int], Awaitable[memoryview]]) -> wire.Ack:
         """Validate, admit and deliver one message pushed on a Push stream."""
         wall, started = time.time(), time.monotonic()
         header = None
@@ -548,11 +566,12 @@ class ReceiverProxy:
     async def _watch_peers(self) -> None:
         loop = asyncio.get_running_loop()
         liveness = self._liveness
+        assert liveness is not None  # start() made it before it started this task
         while liveness.watched():
             peers = liveness.watched()
             answers = await asyncio.gather(*(self._ping(p) for p in peers))
             now = loop.time()
-            for peer, ok in zip(peers, answers):
+            for peer, ok in zip(peers, answers, strict=True):  # gather answers once per peer
                 if ok:
                     liveness.answered(peer, now)
             for peer, reason in liveness.gone(now):
@@ -596,24 +615,29 @@ class ReceiverProxy:
         cfg = self._cfg
         if h.version != PROTOCOL_VERSION:
             raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "version",
-                            f"wire protocol version {h.version} is not {PROTOCOL_VERSION}; run the same silofed version at every party")
+                            f"wire protocol version {h.version} is not {PROTOCOL_VERSION}; "
+                            "run the same silofed version at every party")
         if h.job != cfg.job:
             raise _Rejected(grpc.StatusCode.FAILED_PRECONDITION, "wrong_job",
-                            f"message for job {h.job!r} reached party {cfg.party!r}, which runs job {cfg.job!r}; check job_name and addresses")
+                            f"message for job {h.job!r} reached party {cfg.party!r}, which runs job {cfg.job!r}; "
+                            "check job_name and addresses")
         if h.dst != cfg.party:
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "wrong_destination",
-                            f"message for party {h.dst!r} reached party {cfg.party!r}; check the addresses in the config")
+                            f"message for party {h.dst!r} reached party {cfg.party!r}; "
+                            "check the addresses in the config")
         if h.src not in cfg.peers:
             raise _Rejected(grpc.StatusCode.PERMISSION_DENIED, "unknown_party",
                             f"party {h.src!r} is not a party of job {cfg.job!r}")
         total = h.pickle_size + sum(h.buffer_sizes)
         if total > cfg.max_message_bytes:
             raise _Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
-                            f"object {h.key} from {h.src!r} is {total} bytes, over the limit of {cfg.max_message_bytes}; "
+                            f"object {h.key} from {h.src!r} is {total} bytes, "
+                            f"over the limit of {cfg.max_message_bytes}; "
                             "raise cross_silo_comm.messages_max_size_in_bytes at the receiving party")
         return h
 
-    async def _read_payload(self, frames, header: wire.Header, total: int) -> memoryview:
+    async def _read_payload(self, frames: AsyncIterator[memoryview | wire.Frame], header: wire.Header,
+                            total: int) -> memoryview:
         payload = self._buffers.take(total) if total >= _MAPPED_FROM else memoryview(bytearray(total))
         view = payload
         filled = 0
@@ -625,7 +649,8 @@ class ReceiverProxy:
             # protobuf encoder may come as a Frame
             if not isinstance(frame, memoryview) and frame.WhichOneof("body") != "chunk":
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
-                                f"object {header.key} from {header.src!r}: only the first frame of a push may be a header")
+                                f"object {header.key} from {header.src!r}: "
+                                "only the first frame of a push may be a header")
             chunk = frame if isinstance(frame, memoryview) else frame.chunk
             if filled + len(chunk) > total:
                 raise _too_much_data(header, total)
@@ -649,6 +674,6 @@ class ReceiverProxy:
         if n <= 10 or n & (n - 1) == 0:  # a hostile peer must not flood the log
             logger.warning("rejected a message at party %s (%s #%d): %s", self._cfg.party, rejected.reason, n, rejected)
 
-    async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> None:
+    async def _reject(self, context: grpc.aio.ServicerContext, rejected: _Rejected) -> NoReturn:
         self._count_rejection(rejected)
         await context.abort(rejected.code, str(rejected), trailing_metadata=((REASON_KEY, rejected.reason),))

@@ -14,21 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import itertools
 import logging
 import time
 import traceback
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Optional, Sequence
 
 import grpc
 
 from proxy import _wire_pb2 as wire
 from proxy._config import TransportConfig
 from proxy._metrics import MetricsLoop
-from proxy._serialization import dumps, iter_chunks
 from proxy._peer_stream import PeerStream
-from proxy._service import (ADMITTED, PING, PROTOCOL_VERSION, PUSH, REASON_KEY, SMALL_PAYLOAD_BYTES, encode_chunk,
-                            keepalive_options, message_options, open_channel, serialize_frame)
+from proxy._serialization import dumps, iter_chunks
+from proxy._service import (
+    ADMITTED,
+    PING,
+    PROTOCOL_VERSION,
+    PUSH,
+    REASON_KEY,
+    SMALL_PAYLOAD_BYTES,
+    encode_chunk,
+    keepalive_options,
+    message_options,
+    open_channel,
+    serialize_frame,
+)
 from proxy._stats import EventLog, LatencyWindow
 from proxy.errors import PeerFailure, RemoteFailure, TransportError, iter_causes
 
@@ -88,7 +100,7 @@ def _root_cause(exc: BaseException) -> BaseException:
     return next(iter_causes(exc), exc)
 
 
-async def _stream(call: grpc.aio.StreamUnaryCall, header: wire.Header, chunks,
+async def _stream(call: grpc.aio.StreamUnaryCall, header: wire.Header, chunks: Iterable[memoryview],
                   on_write: Optional[Callable[[], None]] = None) -> wire.Ack:
     """One Push: the header, then -- once the receiver admitted it -- the chunks.
 
@@ -204,7 +216,7 @@ class SenderProxy:
         """
         out = {}
         for dst, c in self._stats.items():
-            figures = {k: c[k] for k in _COUNTER_KEYS}
+            figures: dict[str, Any] = {k: c[k] for k in _COUNTER_KEYS}
             figures["latency_ms"] = self._latency[dst].summary()
             out[dst] = figures
         return out
@@ -281,7 +293,8 @@ class SenderProxy:
             self._channels[dst] = channel
         return channel
 
-    async def _push(self, dst, key, producer, kind, data, buffers, retry_s: Optional[float] = None,
+    async def _push(self, dst: str, key: str, producer: str, kind: wire.Kind, data: bytes,
+                    buffers: Sequence[memoryview], retry_s: Optional[float] = None,
                     on_write: Optional[Callable[[], None]] = None) -> int:
         if self._stopped:
             raise self._stopped_error(dst, key, producer)
@@ -303,25 +316,26 @@ class SenderProxy:
                 f"{self._cfg.max_message_bytes}; raise cross_silo_comm.messages_max_size_in_bytes",
                 peer=dst, key=key,
             )
-        parts = [data, *buffers]
+        parts: list[bytes | memoryview] = [data, *buffers]
         chunk = self._cfg.chunk_bytes
         channel = self._channel(dst)
         if kind == wire.DATA or kind == wire.ERROR:
             header.seq = next(self._numbers[dst])
+        push: Callable[[], Awaitable[wire.Ack]]
         if total <= min(SMALL_PAYLOAD_BYTES, chunk):
             small = wire.Small(header=header, payload=b"".join(parts))
-            stream = self._streams.get(dst)
-            if stream is None:
-                stream = self._streams[dst] = PeerStream(channel)
-
-            def push():
-                return stream.push(small, on_write)
+            peer_stream = self._streams.get(dst)
+            if peer_stream is None:
+                peer_stream = self._streams[dst] = PeerStream(channel)
+            push = functools.partial(peer_stream.push, small, on_write)
         else:
-            stream = channel.stream_unary(PUSH, request_serializer=serialize_frame,
+            method = channel.stream_unary(PUSH, request_serializer=serialize_frame,
                                           response_deserializer=wire.Ack.FromString)
 
-            async def push():
-                return await _stream(stream(), header, iter_chunks(parts, chunk), on_write)
+            async def push_frames() -> wire.Ack:
+                return await _stream(method(), header, iter_chunks(parts, chunk), on_write)
+
+            push = push_frames
         stats = self._stats[dst]
         if not self._metrics_started:
             self._metrics_started = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import IO, Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import cloudpickle
 
@@ -41,7 +41,7 @@ def iter_chunks(parts: Iterable[memoryview | bytes], chunk_bytes: int) -> Iterat
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, buffers, allowed: Mapping[str, Sequence[str]]):
+    def __init__(self, file: IO[bytes], buffers: Iterable[Any], allowed: Mapping[str, Sequence[str]]) -> None:
         super().__init__(file, buffers=buffers)
         self._allowed = allowed
 

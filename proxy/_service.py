@@ -7,7 +7,7 @@ here need nothing beyond the stable generic-handler API.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 
 import grpc
 
@@ -61,14 +61,14 @@ def encode_chunk(view: memoryview) -> bytes:
     return b"".join((bytes((_CHUNK_TAG,)), _varint(len(view)), view))
 
 
-def serialize_frame(frame) -> bytes:
+def serialize_frame(frame: bytes | wire.Frame) -> bytes:
     """Request serializer for Push: bytes from ``encode_chunk`` pass through."""
     if isinstance(frame, bytes):
         return frame
     return frame.SerializeToString()
 
 
-def parse_frame(raw: bytes):
+def parse_frame(raw: bytes) -> memoryview | wire.Frame:
     """Request deserializer for Push.
 
     Returns:
@@ -125,11 +125,16 @@ def message_options(chunk_bytes: int) -> tuple:
     )
 
 
-def add_transport_service(server: grpc.aio.Server, push, push_stream, ping) -> None:
+def add_transport_service(
+    server: grpc.aio.Server,
+    push: Callable[..., Awaitable[wire.Ack]],
+    push_stream: Callable[..., Awaitable[None]],
+    ping: Callable[..., Awaitable[wire.PingReply]],
+) -> None:
     """Register ``push(request_iterator, context)``, ``push_stream(request_iterator, context)``
     and ``ping(request, context)``. PushStream messages reach the handler undecoded
     so that a malformed one is refused like a malformed frame."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler] = {
         "Push": grpc.stream_unary_rpc_method_handler(
             push,
             request_deserializer=parse_frame,
@@ -161,7 +166,9 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     )
 
 
-def open_channel(address: str, tls: Optional[TlsFiles], options: tuple, party: Optional[str] = None) -> grpc.aio.Channel:
+def open_channel(
+    address: str, tls: Optional[TlsFiles], options: tuple, party: Optional[str] = None
+) -> grpc.aio.Channel:
     """An asyncio channel to ``address``, with mTLS when ``tls`` is given.
 
     With TLS and ``party`` given, and this party's own certificate naming a

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate proxy/_wire_pb2.py from proxy/wire.proto.
+# Regenerate proxy/_wire_pb2.py and its type stub proxy/_wire_pb2.pyi from proxy/wire.proto.
 #
 # Needs grpcio-tools (pip install grpcio-tools). Only the message module is
 # generated; the gRPC service glue is written by hand in proxy/_service.py so it
@@ -9,7 +9,7 @@
 # resolves (see reps/0001-wire-protocol.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m grpc_tools.protoc -Iproxy --python_out=proxy proxy/wire.proto
+python -m grpc_tools.protoc -Iproxy --python_out=proxy --pyi_out=proxy proxy/wire.proto
 python - <<'PY'
 import re, pathlib
 src = pathlib.Path("proxy/wire_pb2.py").read_text()
@@ -18,5 +18,6 @@ src = re.sub(r"_runtime_version\.ValidateProtobufRuntimeVersion\([^)]*\)\n", "",
 assert "_runtime_version" not in src, "runtime version check not removed"
 pathlib.Path("proxy/_wire_pb2.py").write_text(src)
 pathlib.Path("proxy/wire_pb2.py").unlink()
+pathlib.Path("proxy/wire_pb2.pyi").rename("proxy/_wire_pb2.pyi")
 PY
-echo "wrote proxy/_wire_pb2.py"
+echo "wrote proxy/_wire_pb2.py and proxy/_wire_pb2.pyi"

@@ -98,7 +98,8 @@ def _make_ca(name: str, days: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Cer
     return key, cert
 
 
-def _make_party_cert(party: str, host: str, ca_key, ca_cert: x509.Certificate, days: int):
+def _make_party_cert(party: str, host: str, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
+                     days: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _new_key()
     sans: list[x509.GeneralName] = [
         x509.UniformResourceIdentifier(party_uri(party)),
@@ -127,7 +128,7 @@ def _make_party_cert(party: str, host: str, ca_key, ca_cert: x509.Certificate, d
     return key, cert
 
 
-def _key_pem(key) -> bytes:
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 

@@ -29,7 +29,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    """``str(text)`` on one line: its non-blank lines joined with '; '."""
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
@@ -71,7 +72,7 @@ def write_local_config(path: Path, parties: Sequence[str], job_name: str) -> Non
 
     ports = free_local_ports(len(parties))
     lines = [f"job_name: {job_name}", "parties:"]
-    lines += [f"  {p}: {{address: 127.0.0.1:{port}}}" for p, port in zip(parties, ports)]
+    lines += [f"  {p}: {{address: 127.0.0.1:{port}}}" for p, port in zip(parties, ports, strict=True)]
     path.write_text("\n".join(lines) + "\n")
 
 

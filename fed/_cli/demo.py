@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Optional, Sequence, cast
 
 import numpy as np
 
@@ -127,7 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         parties = job_parties()
         aggregator = parties[0]
-        trainers = [LocalTrainer.party(p).remote(i, args.samples, args.seed, args.lr, args.local_steps)
+        # @fed.remote turned the class into a FedRemoteClass; mypy does not apply class decorators
+        trainer_class = cast(fed.FedRemoteClass, LocalTrainer)
+        trainers = [trainer_class.party(p).remote(i, args.samples, args.seed, args.lr, args.local_steps)
                     for i, p in enumerate(parties)]
         model: object = {"w": np.zeros(N_FEATURES), "b": 0.0}
         print(f"training on {len(parties)} parties {parties}, aggregator {aggregator}, "
@@ -135,8 +137,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         start = time.monotonic()
         for r in range(1, args.rounds + 1):
             updates = [t.train.remote(model) for t in trainers]
-            model = federated_average.party(aggregator).remote(*updates)
-            loss = fed.get(model)["loss"]
+            averaged = federated_average.party(aggregator).remote(*updates)
+            loss = fed.get(averaged)["loss"]
+            model = averaged
             print(f"round {r:2d}  loss {loss:.4f}", flush=True)
         evals = [t.evaluate.remote(model) for t in trainers]
         result = fed.get(pooled_accuracy.party(aggregator).remote(*evals))
