@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeGuard, Union
 
 import ray
 
@@ -74,7 +74,7 @@ def _barrier(job: Job, timeout_s: float) -> None:
     reasons: dict[str, str] = {}
     while waiting:
         answers = [f.result() for f in [job.sender.ping(p) for p in waiting]]
-        reasons = {p: why for p, why in zip(waiting, answers) if why is not None}
+        reasons = {p: why for p, why in zip(waiting, answers, strict=True) if why is not None}
         waiting = list(reasons)
         if waiting and time.monotonic() > deadline:
             peer = waiting[0]
@@ -185,7 +185,7 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
     """
     job = current_job()
     single = isinstance(fed_objects, FedObject)
-    objs = [fed_objects] if single else list(fed_objects)  # type: ignore[arg-type]
+    objs: list[FedObject] = [fed_objects] if isinstance(fed_objects, FedObject) else list(fed_objects)
     for obj in objs:
         if not isinstance(obj, FedObject):
             raise ConfigError(f"fed.get takes FedObjects (results of fed calls), not {type(obj).__name__}")
@@ -207,7 +207,7 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
         got = job.receiver.wait(values, timeout)
         outcome = "ok"
     except TimedOut as timed_out:
-        error = _timed_out(objs, timed_out.missing, timeout)
+        error: FedError = _timed_out(objs, timed_out.missing, timeout)
         job.note_failure(error)
         raise error from None
     except ReceiveCancelled as cancelled:
@@ -427,7 +427,7 @@ def _wait_for_peers_to_finish(job: Job, timeout_s: float) -> list[FedError]:
             for peer, state in states.items() if state not in ("done", "running")]
 
 
-def _is_failure(exc: Optional[BaseException]) -> bool:
+def _is_failure(exc: Optional[BaseException]) -> TypeGuard[BaseException]:
     if isinstance(exc, SystemExit):
         return exc.code not in (0, None)
     return exc is not None

@@ -108,7 +108,7 @@ class Job:
             sends = [self.sender.send(dst, obj._key, obj._producer, value) for dst in dsts]
         else:
             sends = self.sender.send_fetched(dsts, obj._key, obj._producer, value, fetched)
-        for dst, send in zip(dsts, sends):
+        for dst, send in zip(dsts, sends, strict=True):
             self._track(dst, send)
 
     def _track(self, dst: str, send: Future) -> None:
@@ -171,7 +171,7 @@ class Job:
             values = [LocalValue(part) for part in split(result, num_returns)] if num_returns else []
         else:
             values = [LocalValue(ref) for ref in result]
-        objs = [FedObject(party, key, producer, value) for key, value in zip(keys, values)]
+        objs = [FedObject(party, key, producer, value) for key, value in zip(keys, values, strict=True)]
         if num_returns == 1:
             return objs[0]
         return objs or None
@@ -202,9 +202,15 @@ class Job:
         inputs = [v.arrival for v in values if v.arrival is not None]
 
         def run() -> Any:
-            a, kw = materialize(args, kwargs, lambda obj: obj._value.for_ray())
+            a, kw = materialize(args, kwargs, _for_ray)
             return submit(a, kw)
 
         if not inputs and (lane is None or lane.idle()):
             return run()
         return (lane or self.new_lane()).submit(inputs, run)
+
+
+def _for_ray(obj: FedObject) -> Any:
+    """What a Ray call takes for ``obj``, an input of a call here whose value is here."""
+    assert obj._value is not None
+    return obj._value.for_ray()

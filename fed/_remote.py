@@ -23,9 +23,10 @@ class _RayCache:
 
     def __init__(self, target: Any):
         self.target = target
-        self._remote = None
+        self._remote: Any = None
 
-    def get(self):
+    def get(self) -> Any:
+        """The ``ray.remote`` wrapper, made at the first call."""
         if self._remote is None:
             self._remote = ray.remote(self.target)
         return self._remote
@@ -61,13 +62,13 @@ class FedRemoteFunction:
         party = job.check_party(self._party, producer)
         options = self._options
 
-        def submit(a, kw):
+        def submit(a: list, kw: dict) -> Any:
             fn = self._cache.get()
             return (fn.options(**options) if options else fn).remote(*a, **kw)
 
         return job.call(party, producer, _num_returns(options), submit, args, kwargs)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{self.__name__} is a fed remote function: call "
                         f"{self.__name__}.party('name').remote(...) instead of calling it directly")
 
@@ -97,7 +98,7 @@ class FedRemoteClass:
         party = job.check_party(self._party, self._cls.__qualname__)
         options = self._options
 
-        def submit(a, kw):
+        def submit(a: list, kw: dict) -> Any:
             cls = self._cache.get()
             return (cls.options(**options) if options else cls).remote(*a, **kw)
 
@@ -117,7 +118,9 @@ class FedActorHandle:
     def _resolved_handle(self) -> ray.actor.ActorHandle:
         """The Ray handle; blocks while the creation waits for inputs, raises why the creation failed."""
         handle = self._ray_handle
-        return handle.result() if isinstance(handle, Future) else handle
+        resolved = handle.result() if isinstance(handle, Future) else handle
+        assert resolved is not None, "only the actor's own party submits calls to it"
+        return resolved
 
     def get_party(self) -> str:
         """The party where the actor lives."""
@@ -153,7 +156,7 @@ class FedActorMethod:
         handle = self._handle
         options = self._options
 
-        def submit(a, kw):
+        def submit(a: list, kw: dict) -> Any:
             method = getattr(handle._resolved_handle(), self._name)
             return (method.options(**options) if options else method).remote(*a, **kw)
 

@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Optional
+from types import FrameType, TracebackType
+from typing import Any, Callable, Optional
 
 from fed._errors import InterruptedJobError
 
@@ -35,7 +36,7 @@ class ProcessHooks:
         self._on_failure = on_failure
         self._on_exit = on_exit
         self._interrupts = 0
-        self._old_handlers: dict[int, object] = {}
+        self._old_handlers: dict[int, Any] = {}
         self._old_excepthook: Optional[Callable] = None
         self.exiting_with_exception: Optional[BaseException] = None
 
@@ -58,7 +59,7 @@ class ProcessHooks:
             sys.excepthook = self._old_excepthook
         atexit.unregister(self._on_exit)
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
         self._interrupts += 1
         name = signal.Signals(signum).name
         if self._interrupts > 1:
@@ -67,7 +68,8 @@ class ProcessHooks:
         self._on_failure(InterruptedJobError(name, f"the party received {name}"))
         raise InterruptedJobError(name)
 
-    def _excepthook(self, exc_type, exc, tb) -> None:
+    def _excepthook(self, exc_type: type[BaseException], exc: BaseException,
+                    tb: Optional[TracebackType]) -> None:
         self.exiting_with_exception = exc
         self._on_failure(exc)
         (self._old_excepthook or sys.__excepthook__)(exc_type, exc, tb)

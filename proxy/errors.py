@@ -17,7 +17,6 @@ import sys
 from typing import Iterator, Optional
 
 
-
 class TransportError(Exception):
     """A message could not be delivered, or the receiver refused it.
 
@@ -33,7 +32,7 @@ class TransportError(Exception):
         self.key = key
         self.code = code
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (type(self), (str(self), self.peer, self.key, self.code))
 
 
@@ -60,7 +59,7 @@ class DivergedProducerError(Exception):
         self.expected = expected
         self.received = received
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (type(self), (self.key, self.src, self.expected, self.received))
 
 
@@ -82,7 +81,7 @@ class RemoteFailure(Exception):
         self.exc_type = exc_type
         self.detail = detail
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (type(self), (self.origin, self.producer, self.exc_type, self.detail))
 
 
@@ -99,7 +98,7 @@ class PeerFailure(Exception):
         self.peer = peer
         self.cause = cause
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (type(self), (self.peer, self.cause))
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import FrameType
 from typing import IO, Mapping, Optional, Sequence
 
 from fed._config import CONFIG_ENV, PARTY_ENV
@@ -126,7 +127,7 @@ class PartyRunner:
             self._write(prefixer.format(line))
         stream.close()
 
-    def _on_signal(self, signum: int, frame) -> None:  # noqa: ARG002 - signal handler signature
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:  # noqa: ARG002 - signal handler signature
         # Only sets a counter: the main loop does the stopping (nothing blocking in a handler).
         self._interrupts += 1
 

@@ -50,7 +50,7 @@ def start_proxy_actor(cls: type, name: str, resources: Optional[Mapping[str, flo
     deadline = time.monotonic() + _NAME_LINGERS_S
     while True:
         try:
-            handle = ray.remote(cls).options(**options).remote(*args)
+            handle: Any = ray.remote(cls).options(**options).remote(*args)
             break
         except ValueError as exc:  # the name of a just-killed proxy may linger briefly
             if "already" not in str(exc) or time.monotonic() > deadline:

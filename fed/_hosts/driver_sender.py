@@ -16,6 +16,7 @@ messages live here and nowhere else:
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -71,7 +72,7 @@ class DriverSender:
         for dst in dsts:
             event = threading.Event()
             sent = self._run(self._proxy.send_pickled(dst, key, producer, *pickled, on_write=event.set))
-            sent.add_done_callback(lambda _, event=event: event.set())  # also a push that failed before writing
+            sent.add_done_callback(functools.partial(_set_event, event))  # also a push that failed before writing
             sends.append(sent)
             issued.append(event)
         wait_until_issued(issued)
@@ -102,6 +103,10 @@ class DriverSender:
             except Exception as exc:
                 logger.warning("stopping the sender failed: %s", exc)
         self._getter.close()
+
+
+def _set_event(event: threading.Event, _: Future) -> None:
+    event.set()
 
 
 def wait_until_issued(issued: Sequence[threading.Event]) -> None:

@@ -12,8 +12,10 @@ import collections
 import concurrent.futures
 import functools
 import threading
-from typing import Any, Callable, Coroutine
+from types import ModuleType
+from typing import Any, Callable, Coroutine, Iterable, Optional
 
+uvloop: Optional[ModuleType]
 try:
     import uvloop
 except ImportError:  # Windows: uvloop does not exist there
@@ -134,7 +136,7 @@ def _settle(tasks: set, future: concurrent.futures.Future, task: asyncio.Task) -
             future.set_exception(error)
 
 
-async def _cancel(tasks_now) -> None:
+async def _cancel(tasks_now: Callable[[], Iterable[asyncio.Task]]) -> None:
     tasks = [t for t in tasks_now() if t is not asyncio.current_task()]
     for task in tasks:
         task.cancel()
