@@ -4,13 +4,7 @@
 # scripts/test.sh with silofed and its dev extra, which pins both tools and the stubs.
 # Usage: bash scripts/lint.sh        (exit status 0 only if both checks pass)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
+source "$(dirname "$0")/setup.sh"
 
 status=0
 echo "== ruff check fed proxy"
