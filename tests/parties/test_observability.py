@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import fed
-from fed import _api
+from fed import _runtime
 from tests.parties.common import join, leave
 from tests.parties.harness import run_parties
 
@@ -36,7 +36,7 @@ def rounds_job(party, addresses, rounds, trace_dir):
         value = fed.get(total)
     # every object crossed because a fed.get here needed it: once local sends are acked, the
     # counters at both ends of each link are final
-    assert _api._runtime.cleanup.wait_for_sends(30)
+    assert _runtime.current().cleanup.wait_for_sends(30)
     stats = fed.stats()
     path = Path(trace_dir) / f"{party}.json"
     written = fed.timeline(path)
