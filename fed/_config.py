@@ -47,7 +47,8 @@ class CrossSiloComm(_Strict):
     expose_error_trace: bool = Field(
         False, description="Send error messages and tracebacks to other parties (otherwise only the type).")
     exit_on_failure: bool = Field(
-        False, description="Exit non-zero after any local or remote failure; fed.shutdown waits for every peer (at most its timeout).")
+        False, description="Exit non-zero after any local or remote failure; "
+                           "fed.shutdown waits for every peer (at most its timeout).")
     exit_on_sending_failure: bool = Field(
         False, description="RayFed's name; implies exit_on_failure.")
     continue_waiting_for_data_sending_on_error: Optional[bool] = Field(

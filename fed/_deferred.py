@@ -7,7 +7,7 @@ to one actor share one lane, so that they reach Ray in program order even
 when an earlier call waits for data and a later one does not.
 
 Inputs are resolved on the proxies' loop thread, as data arrives. The job's
-lanes submit from a ``SubmitThread`` instead, so that a slow Ray submission
+lanes submit through a ``SubmitQueue`` instead, so that a slow Ray submission
 never holds up the receives behind it.
 """
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
-import queue
 import threading
-from typing import Any, Callable, Optional, Sequence
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from fed._hosts.value import failure_of
 
@@ -117,37 +118,80 @@ def _first_failure(inputs: Sequence[Future]) -> BaseException | None:
     return next((failure_of(f) for f in inputs if failure_of(f) is not None), None)
 
 
-class SubmitThread:
-    """A daemon thread ("silofed-submit") that runs the functions posted to it, in order.
+class SubmitQueue:
+    """Runs the submissions of calls whose inputs just arrived, away from the thread that delivered them.
 
-    Started at the first ``post``; ``stop`` ends it after what was posted before.
+    A submission posted here runs on a program thread that is waiting in
+    ``fed.get`` (``helping``) if there is one: that thread is woken by the
+    arrival anyway, so this costs no thread hand-off. Otherwise it runs on a
+    helper thread ("silofed-submit", started at first need). Either way the
+    proxies' loop only posts it, and a slow Ray submission never stalls the
+    receives behind it.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._posted: collections.deque[Callable[[], None]] = collections.deque()
+        self._helpers: list[threading.Event] = []  # wake-ups of program threads waiting in fed.get
+        self._wake_thread = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._starting = threading.Lock()
+        self._stopping = False
 
     def post(self, fn: Callable[[], None]) -> None:
-        """Run ``fn()`` on the thread, after the functions posted before it."""
-        if self._thread is None:
-            with self._starting:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._serve, name="silofed-submit", daemon=True)
-                    self._thread.start()
-        self._queue.put(fn)
+        """Run ``fn()`` soon, after the functions posted before it, on a helping thread or the helper thread."""
+        with self._lock:
+            self._posted.append(fn)
+            helper = self._helpers[-1] if self._helpers else None
+            wake = helper or self._thread_wake_locked()
+        wake.set()
+        if helper is not None:
+            time.sleep(0)  # hands the interpreter to the woken program thread now (as REP 0060 does)
 
-    def stop(self, timeout_s: float) -> None:
-        """Let the thread run what was posted, then end it (waits at most ``timeout_s``)."""
-        with self._starting:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout_s)
-
-    def _serve(self) -> None:
-        while (fn := self._queue.get()) is not None:
+    def run_posted(self) -> None:
+        """Run, in this thread, what was posted and is not yet taken."""
+        while True:
+            with self._lock:
+                if not self._posted:
+                    return
+                fn = self._posted.popleft()
             try:
                 fn()
-            except Exception:  # a Lane reports failures through its Futures; this is a bug
+            except Exception:  # a Lane reports failures through its Futures: this is a bug
                 logger.exception("a deferred submission failed")
+
+    @contextlib.contextmanager
+    def helping(self, wake: threading.Event) -> Iterator[None]:
+        """While in this context, this thread takes the posts (``wake`` is set for each) and
+        runs them with ``run_posted``; what it leaves is handed to the helper thread."""
+        with self._lock:
+            self._helpers.append(wake)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._helpers.remove(wake)
+                left = self._thread_wake_locked() if self._posted and not self._helpers else None
+            if left is not None:
+                left.set()
+
+    def stop(self, timeout_s: float) -> None:
+        """Let the helper thread run what was posted, then end it (waits at most ``timeout_s``)."""
+        with self._lock:
+            thread, self._stopping = self._thread, True
+        if thread is not None:
+            self._wake_thread.set()
+            thread.join(timeout_s)
+
+    def _thread_wake_locked(self) -> threading.Event:
+        if self._thread is None and not self._stopping:
+            self._thread = threading.Thread(target=self._serve, name="silofed-submit", daemon=True)
+            self._thread.start()
+        return self._wake_thread
+
+    def _serve(self) -> None:
+        while True:
+            self._wake_thread.wait()
+            self._wake_thread.clear()
+            self.run_posted()
+            if self._stopping:
+                return

@@ -21,7 +21,7 @@ from typing import Any, Coroutine, Optional, Sequence
 import ray
 
 from fed._hosts.loop_thread import LoopThread
-from fed._hosts.value import LocalValue, wait_for_values
+from fed._hosts.value import LocalValue, WorkWhileWaiting, wait_for_values
 from proxy import PendingReceive, ReceiverProxy, TransportConfig
 
 logger = logging.getLogger("silofed")
@@ -64,7 +64,8 @@ class DriverReceiver:
         self._thread.post(self._post, src, key, producer, received)
         return LocalValue(received)
 
-    def wait(self, values: Sequence[LocalValue], timeout: Optional[float]) -> list[Any]:
+    def wait(self, values: Sequence[LocalValue], timeout: Optional[float],
+             meanwhile: Optional[WorkWhileWaiting] = None) -> list[Any]:
         """The values behind ``values`` (see base.ReceiverHost).
 
         Meanwhile, resolving the receive of one of them hands the interpreter
@@ -76,7 +77,7 @@ class DriverReceiver:
         with self._counting:
             self._awaited.update(awaited)
         try:
-            return wait_for_values(values, timeout)
+            return wait_for_values(values, timeout, meanwhile)
         finally:
             with self._counting:
                 for future in awaited:

@@ -1,4 +1,4 @@
-"""Lane and SubmitThread of fed._deferred, and split, driven with plain concurrent.futures Futures."""
+"""Lane and SubmitQueue of fed._deferred, and split, driven with plain concurrent.futures Futures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from fed._deferred import Future, Lane, SubmitThread
+from fed._deferred import Future, Lane, SubmitQueue
 from fed._hosts.value import split
 
 TIMEOUT = 5
@@ -303,34 +303,76 @@ def test_later_run_can_read_output_of_earlier_call_drained_together():
     assert b.result(timeout=TIMEOUT) == "handle"
 
 
-# -- a lane scheduled on a SubmitThread (as the job's lanes are) ----------------
+# -- a lane scheduled on a SubmitQueue (as the job's lanes are) ---------------
 
-def test_a_lane_on_a_submit_thread_runs_waiting_calls_there_in_order_not_in_the_completing_thread():
-    submitter = SubmitThread()
-    lane = Lane(submitter.post)
+def _submit_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "silofed-submit"]
+
+
+def test_with_nobody_helping_waiting_calls_run_on_the_helper_thread_in_order():
+    submissions = SubmitQueue()
+    lane = Lane(submissions.post)
     x, y = Future(), Future()
     ran: list[tuple[str, str]] = []
     first = lane.submit([x], lambda: ran.append(("A", threading.current_thread().name)) or "a")
     second = lane.submit([y], lambda: ran.append(("B", threading.current_thread().name)) or "b")
-    completer = in_thread(lambda: (y.set_result(1), x.set_result(1)))
-    completer.join(5)
+    in_thread(lambda: (y.set_result(1), x.set_result(1)))
     assert first.result(5) == "a" and second.result(5) == "b"
     assert ran == [("A", "silofed-submit"), ("B", "silofed-submit")]
-    submitter.stop(5)
-    assert not [t for t in threading.enumerate() if t.name == "silofed-submit"]
+    submissions.stop(5)
+    assert not _submit_threads()
 
 
 def test_a_slow_submission_does_not_hold_the_thread_that_completed_its_input():
-    submitter = SubmitThread()
-    lane = Lane(submitter.post)
+    submissions = SubmitQueue()
+    lane = Lane(submissions.post)
     x = Future()
     release = threading.Event()
     out = lane.submit([x], lambda: release.wait(5) and "ran")
-    x.set_result(1)  # returns at once: the run waits on the submit thread
+    x.set_result(1)  # returns at once: the run waits on the helper thread
     assert not out.done()
     release.set()
     assert out.result(5) == "ran"
-    submitter.stop(5)
+    submissions.stop(5)
+
+
+def test_a_thread_helping_runs_the_submissions_posted_meanwhile_and_no_helper_thread_starts():
+    submissions = SubmitQueue()
+    lane = Lane(submissions.post)
+    x = Future()
+    ran_in: list[str] = []
+    out = lane.submit([x], lambda: ran_in.append(threading.current_thread().name) or 42)
+    wake = threading.Event()
+    with submissions.helping(wake):
+        in_thread(lambda: x.set_result(1))  # the input arrives on another thread (the proxy loop)
+        assert wake.is_set() and not out.done()  # posted to this thread, which was woken
+        submissions.run_posted()
+    assert out.result(0) == 42 and ran_in == [threading.current_thread().name]
+    assert not _submit_threads()
+
+
+def test_what_a_helping_thread_leaves_goes_to_the_helper_thread():
+    submissions = SubmitQueue()
+    lane = Lane(submissions.post)
+    x = Future()
+    out = lane.submit([x], lambda: threading.current_thread().name)
+    with submissions.helping(threading.Event()):
+        x.set_result(1)  # posted to this thread, which leaves without running it
+    assert out.result(5) == "silofed-submit"
+    submissions.stop(5)
+
+
+def test_waiting_for_a_value_runs_the_submission_that_produces_it():
+    from fed._hosts import LocalValue
+    from fed._hosts.value import wait_for_values
+
+    submissions = SubmitQueue()
+    lane = Lane(submissions.post)
+    x = Future()
+    out = lane.submit([x], lambda: (threading.current_thread().name, 7))
+    threading.Timer(0.05, x.set_result, (1,)).start()  # arrives while the program waits
+    assert wait_for_values([LocalValue(out)], 10, submissions) == [(threading.current_thread().name, 7)]
+    assert not _submit_threads()
 
 
 # -- split ---------------------------------------------------------------------

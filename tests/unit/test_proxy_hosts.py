@@ -178,9 +178,9 @@ class _RecordingSender:
 
 
 class _Receiver:
-    def wait(self, values, timeout):
+    def wait(self, values, timeout, meanwhile=None):
         from fed._hosts.value import wait_for_values
-        return wait_for_values(values, timeout)
+        return wait_for_values(values, timeout, meanwhile)
 
     def peer_seen(self, peer):
         pass
