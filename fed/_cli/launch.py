@@ -148,15 +148,22 @@ class _Tree:
 
     def kill(self, psutil: Any) -> None:
         """SIGKILL the group, the session and every descendant seen."""
-        _signal_group(self.proc.pid, signal.SIGKILL)
-        for pid in _session_members({self.proc.pid}):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if psutil is None:
-            return
-        for p in self.seen.values():
+        _kill_trees([self], psutil)
+
+
+def _kill_trees(trees: Sequence[_Tree], psutil: Any) -> None:
+    """SIGKILL each tree's process group, every process of its session, and every descendant seen."""
+    for tree in trees:
+        _signal_group(tree.proc.pid, signal.SIGKILL)
+    for pid in _session_members({tree.proc.pid for tree in trees}):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if psutil is None:
+        return
+    for tree in trees:
+        for p in tree.seen.values():
             try:
                 p.kill()  # psutil checks the pid was not reused
             except psutil.Error:
@@ -299,13 +306,11 @@ class PartyRunner:
         try:
             codes = self._supervise(pumps)
         finally:
+            # whatever is left of every party, Ray included
+            _kill_trees(list(self._trees.values()), self._psutil)
             for party, tree in self._trees.items():
-                if tree.proc.poll() is None:
-                    tree.kill(self._psutil)
-                    tree.proc.wait()
-                    self.ended.setdefault(party, time.monotonic())
-            for tree in self._trees.values():
-                tree.kill(self._psutil)  # whatever a party left behind, Ray included
+                tree.proc.wait()
+                self.ended.setdefault(party, time.monotonic())
             for sig, old in handlers.items():
                 signal.signal(sig, old)
         for pump in pumps:
@@ -341,8 +346,7 @@ class PartyRunner:
             if deadline is not None and now > deadline:
                 self.timed_out = True
                 self._note(f"timed out after {self.timeout:g} s: killing every {self.kind}")
-                for tree in self._trees.values():
-                    tree.kill(self._psutil)
+                _kill_trees(list(self._trees.values()), self._psutil)
                 for party, proc in self._procs.items():
                     proc.wait()
                     self.ended.setdefault(party, time.monotonic())

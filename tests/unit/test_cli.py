@@ -352,22 +352,15 @@ TREE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _wait_for_files(paths, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() and p.read_text() for p in paths):
-        assert time.monotonic() < deadline, paths
-        time.sleep(0.05)
-
-
 def test_at_the_deadline_every_process_tree_is_killed_and_logs_are_kept(tmp_path):
     script = tmp_path / "tree.py"
     script.write_text(TREE_SCRIPT)
     pids = tmp_path / "pid"
     runner = PartyRunner(["alice", "bob"], None, [sys.executable, str(script), str(pids)], out=io.StringIO(),
-                         log_dir=tmp_path / "logs", timeout=3.0)
+                         log_dir=tmp_path / "logs", timeout=5.0)
     start = time.monotonic()
     codes = runner.run()
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 20
     assert runner.timed_out
     assert codes == {"alice": -signal.SIGKILL, "bob": -signal.SIGKILL}
     grandchildren = [int((tmp_path / f"pid.{p}").read_text()) for p in ("alice", "bob")]
@@ -376,7 +369,7 @@ def test_at_the_deadline_every_process_tree_is_killed_and_logs_are_kept(tmp_path
     assert not alive
     for party in ("alice", "bob"):
         assert runner.log_path(party).read_text().startswith("started ")
-        assert runner.elapsed_s(party) >= 3.0
+        assert 4.0 < runner.elapsed_s(party) < 15
 
 
 def test_start_delay_and_a_stop_rule_that_expects_a_failure(tmp_path):
