@@ -1,31 +1,27 @@
-"""A small launcher shared by the benchmark scripts.
+"""Party launching and figures shared by the benchmark scripts.
 
-Mirrors ``tests/parties/harness.py`` without pytest: each party is a fresh
-``python`` process (its own session, its own Ray) running a module-level
-function ``body(party, addresses, **args)``; its return value comes back as a
-pickle. Everything is killed at the deadline. Benchmarks import this module;
-run a benchmark with ``python benchmarks/<name>.py``.
+A thin adapter over the one launcher, ``fed._cli.launch`` (also used by ``fed
+run`` and the party tests): each party is a fresh ``python`` process (its own
+session, its own Ray) running a module-level function ``body(party, addresses,
+**args)``; its return value comes back as a pickle. Everything is killed at the
+deadline. Benchmarks import this module; run a benchmark with
+``python benchmarks/<name>.py`` (or a script in a subfolder of ``benchmarks/``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import psutil
-
-from fed._cli.launch import free_local_ports
+from fed._cli.launch import free_local_ports, run_bodies
 
 REPO = Path(__file__).resolve().parents[1]
+# Exit detection every 20 ms: "wall_s" is a figure some benchmarks print.
+_POLL_S = 0.02
 
 
 def free_addresses(parties: Sequence[str]) -> dict[str, str]:
@@ -52,56 +48,18 @@ def run(
 
     Raises:
         PartyFailed: a party timed out or failed (the message holds every log).
+        KeyboardInterrupt: interrupted (every party was stopped).
     """
     workdir = Path(tempfile.mkdtemp(prefix="silofed-bench-"))
-    module = body.__module__
-    if module == "__main__":  # a script run directly: import it by its file name
-        module = "benchmarks." + Path(sys.modules["__main__"].__file__).stem
-    spec = {"module": module, "func": body.__qualname__,
-            "addresses": free_addresses(parties), "args": args or {}}
-    (workdir / "spec.json").write_text(json.dumps(spec))
-    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
-    procs, started, ended = {}, {}, {}
-    for p in parties:
-        with open(workdir / f"{p}.log", "wb") as out:
-            started[p] = time.monotonic()
-            procs[p] = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks._launch", str(workdir / "spec.json"), p, str(workdir / f"{p}.out")],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**env, "FED_PARTY": p}, cwd=str(REPO), start_new_session=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while len(ended) < len(procs) and time.monotonic() < deadline:
-            for p, proc in procs.items():
-                if p not in ended and proc.poll() is not None:
-                    ended[p] = time.monotonic()
-            time.sleep(0.02)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                _kill_session(proc.pid)
-    logs = "\n".join(f"===== {p} (exit {procs[p].returncode}) =====\n"
-                     f"{(workdir / f'{p}.log').read_text(errors='replace')[-8000:]}" for p in parties)
-    if len(ended) < len(procs) or any(proc.returncode for proc in procs.values()):
-        raise PartyFailed(f"parties failed or timed out after {timeout} s (logs in {workdir})\n{logs}")
-    return {p: {"value": pickle.loads((workdir / f"{p}.out").read_bytes()), "wall_s": ended[p] - started[p]}
-            for p in parties}
-
-
-def _kill_session(pid: int) -> None:
-    try:
-        kids = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        kids = []
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    for k in kids:
-        try:
-            k.kill()
-        except psutil.Error:
-            pass
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    res = run_bodies(body, parties, free_addresses(parties), workdir=workdir, args=args, timeout=timeout,
+                     env=env, root=REPO, poll_s=_POLL_S)
+    if res.interrupted:
+        raise KeyboardInterrupt
+    if res.timed_out or any(code != 0 for code in res.codes.values()):
+        raise PartyFailed(f"parties failed or timed out after {timeout} s (logs in {workdir})\n"
+                          f"{res.report(tail_chars=8000)}")
+    return {p: {"value": res.values[p], "wall_s": res.elapsed_s[p]} for p in parties}
 
 
 def start_ray(object_store_bytes: int = 300 << 20, resources: Optional[dict] = None) -> None:
@@ -148,20 +106,3 @@ def print_steps(steps: Sequence[tuple[str, Sequence[int]]], skip: int = 0) -> No
         previous = times
     cycle = [begin[i + 1] - begin[i] for i in rows[:-1]]
     print(f"iteration: median {statistics.median(cycle) / 1e3:.0f} µs, mean {statistics.mean(cycle) / 1e3:.0f} µs")
-
-
-def _main() -> None:
-    import importlib
-
-    spec_path, party, out_path = sys.argv[1:4]
-    spec = json.loads(Path(spec_path).read_text())
-    target: Any = importlib.import_module(spec["module"])
-    for part in spec["func"].split("."):
-        target = getattr(target, part)
-    value = target(party, spec["addresses"], **spec["args"])
-    Path(out_path).write_bytes(pickle.dumps(value))
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    _main()

@@ -8,13 +8,13 @@ import pytest
 import ray
 
 import fed
-from tests.parties.common import join, leave
-from tests.parties.harness import run_parties
+from tests.support import join, leave, local_addresses, placed, run_parties, start_ray
 
 pytestmark = pytest.mark.parties
 
 
 # -- the RayFed README program, unchanged -----------------------------------
+# (so with RayFed's default placement only: it configures none; the tests below run for both)
 
 @fed.remote
 class MyActor:
@@ -153,8 +153,8 @@ def programming_model(party, addresses):
     return out
 
 
-def test_programming_model_nesting_returns_actors_reuse():
-    run = run_parties(programming_model, ("alice", "bob"), timeout=150)
+def test_programming_model_nesting_returns_actors_reuse(placement):
+    run = run_parties(programming_model, ("alice", "bob"), timeout=150, placement=placement)
     for party in ("alice", "bob"):
         out = run.value(party)
         assert out["nested_at_bob"] == {"types": ["dict", "tuple"], "sum": (1 + 2 + 1 + 2 + 5 + 2) * 2}
@@ -207,8 +207,8 @@ def chain_and_array(party, addresses):
     return {"path": path, "sums": sums}
 
 
-def test_three_party_chain_and_64mib_array():
-    run = run_parties(chain_and_array, ("alice", "bob", "carol"), timeout=180)
+def test_three_party_chain_and_64mib_array(placement):
+    run = run_parties(chain_and_array, ("alice", "bob", "carol"), timeout=180, placement=placement)
     expected_path = [["alice", "bob", "carol"][(i + 1) % 3] for i in range(20)]
     for party in ("alice", "bob", "carol"):
         out = run.value(party)
@@ -229,18 +229,16 @@ def late_start(party, addresses):
     return result
 
 
-def test_bob_starts_5s_after_alice():
-    run = run_parties(late_start, ("alice", "bob"), start_delay={"bob": 5.0}, timeout=120)
+def test_bob_starts_5s_after_alice(placement):
+    run = run_parties(late_start, ("alice", "bob"), start_delay={"bob": 5.0}, timeout=120, placement=placement)
     assert run.value("alice") == run.value("bob") == 42
 
 
 def reinit(party, addresses, second_addresses):
-    from tests.parties.common import start_ray
-
     start_ray()
     results = []
     for job, addrs in (("first", addresses), ("second", second_addresses)):
-        fed.init(addresses=addrs, party=party, job_name=job)
+        fed.init(addresses=addrs, party=party, job_name=job, config=placed())
         a = make.party("alice").remote(len(job))
         b = aggregate.party("bob").remote(a, 100)
         results.append(fed.get(b))
@@ -273,11 +271,10 @@ def _leaks(address):
         time.sleep(0.1)
 
 
-def test_reinit_in_same_process_with_new_job_and_addresses():
-    from tests.parties.harness import local_addresses
-
+def test_reinit_in_same_process_with_new_job_and_addresses(placement):
     second = local_addresses(["alice", "bob"])
-    run = run_parties(reinit, ("alice", "bob"), args={"second_addresses": second}, timeout=120)
+    run = run_parties(reinit, ("alice", "bob"), args={"second_addresses": second}, timeout=120,
+                      placement=placement)
     assert run.value("alice") == run.value("bob") == [105, 106]
 
 
@@ -356,9 +353,9 @@ def leave_last(party, addresses, shared):
     return value, took, dones
 
 
-def test_the_last_party_to_leave_does_not_retry_done_to_peers_that_left(tmp_path):
+def test_the_last_party_to_leave_does_not_retry_done_to_peers_that_left(tmp_path, placement):
     """Fails if DONE is retried to bob (answered before) or to alice (said DONE, never answered carol)."""
-    run = run_parties(leave_last, ("alice", "bob", "carol"), args={"shared": str(tmp_path)})
+    run = run_parties(leave_last, ("alice", "bob", "carol"), args={"shared": str(tmp_path)}, placement=placement)
     assert run.value("alice") == run.value("bob") == 7
     value, took, dones = run.value("carol")
     assert value == 7

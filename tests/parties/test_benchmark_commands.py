@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.parties.commands import REPO, run_commands
+from tests.support import REPO, run_commands
 
 pytestmark = pytest.mark.parties
 

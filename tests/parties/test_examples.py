@@ -1,23 +1,20 @@
 """The examples and ``fed demo``, run exactly as a user would: through the ``fed`` command.
 
 Each run is one ``python -m fed ...`` subprocess under a hard timeout
-(tests/parties/commands.py).
+(``run_commands`` of tests/support.py, through the one launcher).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from fed._cli.commands import write_local_config
-from tests.parties.commands import run_commands
+from tests.support import REPO, run_commands
 
 pytestmark = pytest.mark.parties
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def fed_commands(*argvs, timeout: float) -> list[str]:

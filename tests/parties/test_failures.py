@@ -11,8 +11,7 @@ import pytest
 import ray
 
 import fed
-from tests.parties.common import join, leave, start_ray
-from tests.parties.harness import run_parties
+from tests.support import join, leave, placed, run_parties, start_ray
 
 pytestmark = pytest.mark.parties
 
@@ -45,7 +44,7 @@ def cascade(party, addresses, expose, rounds):
     outcomes = []
     for i in range(rounds):
         fed.init(addresses=addresses, party=party, job_name=f"cascade{i}",
-                 config={"cross_silo_comm": {"expose_error_trace": expose}})
+                 config=placed({"cross_silo_comm": {"expose_error_trace": expose}}))
         a = explode.party("alice").remote(1)
         b = plus_one.party("bob").remote(a)
         c = plus_one.party("carol").remote(b)
@@ -62,9 +61,10 @@ def cascade(party, addresses, expose, rounds):
 
 
 @pytest.mark.parametrize("expose", [False, True], ids=["redacted", "exposed"])
-def test_error_cascades_alice_bob_carol_naming_origin_and_redacting(expose):
+def test_error_cascades_alice_bob_carol_naming_origin_and_redacting(expose, placement):
     rounds = 10 if not expose else 1
-    run = run_parties(cascade, ("alice", "bob", "carol"), args={"expose": expose, "rounds": rounds}, timeout=180)
+    run = run_parties(cascade, ("alice", "bob", "carol"), args={"expose": expose, "rounds": rounds}, timeout=180,
+                      placement=placement)
     for party in ("bob", "carol"):
         outcomes = run.value(party)
         assert len(outcomes) == rounds
@@ -100,8 +100,9 @@ def peer_death(party, addresses):
     return result
 
 
-def test_kill_9_bob_mid_job_alice_and_carol_raise_within_timeout():
-    run = run_parties(peer_death, ("alice", "bob", "carol"), expect_exit={"bob": -9}, timeout=120)
+def test_kill_9_bob_mid_job_alice_and_carol_raise_within_timeout(placement):
+    run = run_parties(peer_death, ("alice", "bob", "carol"), expect_exit={"bob": -9}, timeout=120,
+                      placement=placement)
     for party in ("alice", "carol"):
         out = run.value(party)
         assert out["peer"] == "bob", out
@@ -117,8 +118,8 @@ def slow_peer(party, addresses):
     return out
 
 
-def test_slow_task_is_not_a_dead_peer():
-    run = run_parties(slow_peer, ("alice", "bob"), timeout=90)
+def test_slow_task_is_not_a_dead_peer(placement):
+    run = run_parties(slow_peer, ("alice", "bob"), timeout=90, placement=placement)
     assert run.value("alice") == run.value("bob") == 6
 
 
@@ -136,9 +137,10 @@ def busy_driver(party, addresses):
     return first, second
 
 
-def test_a_driver_busy_in_python_is_not_a_dead_peer():
-    """The receiver answers pings from a thread of the driver (REP 0060): busy Python code must not starve it."""
-    run = run_parties(busy_driver, ("alice", "bob"), timeout=90)
+def test_a_driver_busy_in_python_is_not_a_dead_peer(placement):
+    """The receiver answers pings from a thread of the driver (REP 0060) or from its actor: busy Python code
+    in the driver must not starve it."""
+    run = run_parties(busy_driver, ("alice", "bob"), timeout=90, placement=placement)
     assert run.value("alice") == run.value("bob") == (1, 2)
     assert "unreachable" not in run.parties["alice"].log
 
@@ -163,8 +165,8 @@ def timeout_and_divergence(party, addresses):
     return out
 
 
-def test_get_timeout_and_program_divergence_are_clear_errors():
-    run = run_parties(timeout_and_divergence, ("alice", "bob"), timeout=120)
+def test_get_timeout_and_program_divergence_are_clear_errors(placement):
+    run = run_parties(timeout_and_divergence, ("alice", "bob"), timeout=120, placement=placement)
     for party in ("alice", "bob"):
         text = run.value(party)["timeout"]
         assert "timed out after 1.0 s" in text and "'slow'" in text and "'bob'" in text
@@ -191,10 +193,10 @@ def exit_codes(party, addresses, fail):
     return "finished"
 
 
-def test_exit_codes_with_exit_on_failure():
-    ok = run_parties(exit_codes, ("alice", "bob", "carol"), args={"fail": False}, timeout=120)
+def test_exit_codes_with_exit_on_failure(placement):
+    ok = run_parties(exit_codes, ("alice", "bob", "carol"), args={"fail": False}, timeout=120, placement=placement)
     assert all(r.returncode == 0 for r in ok.parties.values())
-    bad = run_parties(exit_codes, ("alice", "bob", "carol"), args={"fail": True}, timeout=120,
+    bad = run_parties(exit_codes, ("alice", "bob", "carol"), args={"fail": True}, timeout=120, placement=placement,
                       expect_exit={"alice": 1, "bob": 1, "carol": 1})
     assert "exiting with status 1" in bad.parties["carol"].log
 
@@ -223,7 +225,7 @@ def interrupted(party, addresses, marker):
         return {"peer": err.peer, "text": str(err)}
 
 
-def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
+def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path, placement):
     import threading
 
     marker = tmp_path / "alice-ready"
@@ -240,7 +242,7 @@ def test_ctrl_c_aborts_the_job_and_a_second_one_exits_at_once(tmp_path):
 
     t = threading.Thread(target=interrupter, daemon=True)
     t.start()
-    run = run_parties(interrupted, ("alice", "bob"), args={"marker": str(marker)}, timeout=120,
+    run = run_parties(interrupted, ("alice", "bob"), args={"marker": str(marker)}, timeout=120, placement=placement,
                       expect_exit={"alice": 128 + signal.SIGINT})
     out = run.value("bob")
     assert out["peer"] == "alice" and "SIGINT" in out["text"]
@@ -273,8 +275,8 @@ def refused_send(party, addresses):
     return out
 
 
-def test_a_refused_message_surfaces_at_sender_and_receiver():
-    run = run_parties(refused_send, ("alice", "bob"), timeout=120)
+def test_a_refused_message_surfaces_at_sender_and_receiver(placement):
+    run = run_parties(refused_send, ("alice", "bob"), timeout=120, placement=placement)
     alice, bob = run.value("alice"), run.value("bob")
     assert alice["small"] == bob["small"] == 2
     # the sender's failure handler got the transport error, with the receiver's reason

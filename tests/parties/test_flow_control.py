@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import fed
-from tests.parties.common import join, leave
-from tests.parties.harness import run_parties
+from tests.support import join, leave, run_parties
 
 pytestmark = pytest.mark.parties
 
@@ -77,9 +76,10 @@ def many_unsolicited(party, addresses, n, nbytes):
     return {"total": total, "before": before, "stats": stats, "phases": phases}
 
 
-def test_2000_objects_pushed_before_asked_are_all_delivered_within_budget():
+def test_2000_objects_pushed_before_asked_are_all_delivered_within_budget(placement):
     n, nbytes = 2000, 16 << 10
-    run = run_parties(many_unsolicited, ("alice", "bob"), args={"n": n, "nbytes": nbytes}, timeout=150)
+    run = run_parties(many_unsolicited, ("alice", "bob"), args={"n": n, "nbytes": nbytes}, timeout=150,
+                      placement=placement)
     assert run.value("alice")["total"] == n
     bob = run.value("bob")
     assert bob["total"] == n
@@ -118,9 +118,10 @@ def ring_exchange(party, addresses, n, nbytes, laggard):
     return {"totals": totals, "stats": stats}
 
 
-def test_ring_of_paired_exchanges_completes_within_budget():
+def test_ring_of_paired_exchanges_completes_within_budget(placement):
     n, nbytes = 48, 128 << 10
-    run = run_parties(ring_exchange, RING, args={"n": n, "nbytes": nbytes, "laggard": "dave"}, timeout=150)
+    run = run_parties(ring_exchange, RING, args={"n": n, "nbytes": nbytes, "laggard": "dave"}, timeout=150,
+                      placement=placement)
     message = nbytes + 1024
     for p in RING:
         out = run.value(p)

@@ -25,8 +25,7 @@ from proxy._config import TransportConfig
 from proxy._sender import SenderProxy
 from proxy.errors import TransportError
 from tests.hostile import SyncRawClient, all_cases
-from tests.parties.common import start_ray
-from tests.parties.harness import run_parties
+from tests.support import run_parties, start_ray
 
 pytestmark = pytest.mark.parties
 

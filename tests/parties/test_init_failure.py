@@ -9,7 +9,7 @@ import pytest
 import ray
 
 import fed
-from tests.parties.harness import run_parties
+from tests.support import run_parties
 
 
 def _leftovers(port: int) -> dict:

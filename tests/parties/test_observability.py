@@ -7,8 +7,7 @@ from pathlib import Path
 
 import fed
 from fed import _runtime
-from tests.parties.common import join, leave
-from tests.parties.harness import run_parties
+from tests.support import join, leave, run_parties
 
 PARTIES = ("alice", "bob", "carol")
 ROUNDS = 6

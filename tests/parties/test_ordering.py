@@ -7,8 +7,7 @@ import time
 import pytest
 
 import fed
-from tests.parties.common import join, leave
-from tests.parties.harness import run_parties
+from tests.support import join, leave, run_parties
 
 pytestmark = pytest.mark.parties
 

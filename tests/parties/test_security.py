@@ -20,8 +20,7 @@ from fed._errors import translate
 from proxy._config import TlsFiles, TransportConfig
 from proxy._sender import SenderProxy
 from proxy.errors import TransportError
-from tests.parties.common import leave, start_ray
-from tests.parties.harness import local_addresses, run_parties
+from tests.support import leave, local_addresses, placed, run_parties, start_ray
 
 pytestmark = pytest.mark.parties
 
@@ -108,7 +107,7 @@ def tls_party(party, addresses, tls, marker, secret):
     start_ray()
     allowed = {__name__: ["Custom"]} if party == "carol" else None
     fed.init(addresses=addresses, party=party, tls_config=tls[party], job_name="sec", logging_level="debug",
-             config={"cross_silo_comm": {"serializing_allowed_list": allowed, "timeout_ms": 20000}})
+             config=placed({"cross_silo_comm": {"serializing_allowed_list": allowed, "timeout_ms": 20000}}))
     out = {}
     data = make_data.party("alice").remote(secret)
     out["plain"] = fed.get([summarize.party("bob").remote(data), summarize.party("carol").remote(data)])
@@ -124,7 +123,7 @@ def tls_party(party, addresses, tls, marker, secret):
     return out
 
 
-def test_mutual_tls_allow_list_and_secrets(tmp_path):
+def test_mutual_tls_allow_list_and_secrets(tmp_path, placement):
     addresses = local_addresses(["alice", "bob", "carol"])
     org1 = write_certs_for_addresses({p: addresses[p] for p in ("alice", "bob")}, tmp_path / "org1", ca_name="org1")
     org2 = write_certs_for_addresses({"carol": addresses["carol"]}, tmp_path / "org2", ca_name="org2")
@@ -134,7 +133,7 @@ def test_mutual_tls_allow_list_and_secrets(tmp_path):
     marker = tmp_path / "pwned"
     secret = "SECRET-PAYLOAD-7f3a9c"
 
-    run = run_parties(tls_party, ("alice", "bob", "carol"), addresses=addresses, timeout=240,
+    run = run_parties(tls_party, ("alice", "bob", "carol"), addresses=addresses, timeout=240, placement=placement,
                       args={"tls": tls, "marker": str(marker), "secret": secret})
 
     for p in ("alice", "bob", "carol"):

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from fed._cli.check import run_checks
 from fed._config import load_job_config
-from tests.unit.test_cli import free_ports, write_config
+from tests.support import free_ports, write_config
 
 
 def _name(cn):

@@ -11,7 +11,6 @@ import sys
 import textwrap
 import time
 import types
-from pathlib import Path
 
 import psutil
 import pytest
@@ -19,17 +18,12 @@ import pytest
 from fed._cli import commands as _cli
 from fed._cli.check import print_table, CheckResult
 from fed._config import load_job_config
+from fed._cli import launch
 from fed._cli.launch import LinePrefixer, PartyRunner, make_prefixers, overall_exit_code, party_env
 from fed._cli.launch import free_local_ports as free_ports
+from tests.support import REPO, write_config
 
-REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("run", "demo", "check", "certs")
-
-
-def write_config(path: Path, ports: dict, extra: str = "") -> Path:
-    lines = ["job_name: clitest", "parties:"] + [f"  {p}: {{address: 127.0.0.1:{port}}}" for p, port in ports.items()]
-    path.write_text("\n".join(lines) + "\n" + extra)
-    return path
 
 
 def run_main(capsys, *argv):
@@ -343,3 +337,90 @@ def test_free_ports_skip_a_port_in_use(monkeypatch):
         monkeypatch.setattr("fed._cli.launch._quiet_port_range", lambda: range(taken, taken + 1))
         with pytest.raises(RuntimeError, match=f"no 1 free TCP ports on 127.0.0.1 in {taken}-{taken}"):
             free_ports(1)
+
+
+# -- the supervisor as the party tests and the benchmarks use it ----------------------
+
+TREE_SCRIPT = textwrap.dedent("""
+    import os, subprocess, sys, time
+    # a grandchild in a session of its own (as a daemon would be): not in the party's group
+    kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    with open(sys.argv[1] + "." + os.environ["FED_PARTY"], "w") as f:
+        f.write(str(kid.pid))
+    print("started", kid.pid, flush=True)
+    time.sleep(120)
+""")
+
+
+def test_at_the_deadline_every_process_tree_is_killed_and_logs_are_kept(tmp_path):
+    script = tmp_path / "tree.py"
+    script.write_text(TREE_SCRIPT)
+    pids = tmp_path / "pid"
+    runner = PartyRunner(["alice", "bob"], None, [sys.executable, str(script), str(pids)], out=io.StringIO(),
+                         log_dir=tmp_path / "logs", timeout=5.0)
+    start = time.monotonic()
+    codes = runner.run()
+    assert time.monotonic() - start < 20
+    assert runner.timed_out
+    assert codes == {"alice": -signal.SIGKILL, "bob": -signal.SIGKILL}
+    grandchildren = [int((tmp_path / f"pid.{p}").read_text()) for p in ("alice", "bob")]
+    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in grandchildren if psutil.pid_exists(pid)],
+                                    timeout=5)
+    assert not alive
+    for party in ("alice", "bob"):
+        assert runner.log_path(party).read_text().startswith("started ")
+        assert 4.0 < runner.elapsed_s(party) < 15
+
+
+def test_start_delay_and_a_stop_rule_that_expects_a_failure(tmp_path):
+    script = tmp_path / "prog.py"
+    script.write_text("import os, sys, time\n"
+                      "time.sleep(0.5)\n"
+                      "sys.exit(7 if os.environ['FED_PARTY'] == 'bob' else 0)\n")
+    runner = PartyRunner(["alice", "bob"], None, [sys.executable, str(script)], out=io.StringIO(),
+                         log_dir=tmp_path, timeout=60, start_delay={"alice": 1.5},
+                         stop_rule=lambda party, code: code != {"bob": 7}.get(party, 0))
+    codes = runner.run()
+    assert codes == {"alice": 0, "bob": 7}  # bob's expected failure did not stop alice
+    assert runner.started["alice"] - runner.started["bob"] >= 1.4
+    assert not runner.timed_out
+
+
+def test_a_party_that_was_not_started_yet_is_not_started_after_a_failure(tmp_path):
+    out = io.StringIO()
+    runner = PartyRunner(["alice", "bob"], None, {"alice": [sys.executable, "-c", "raise SystemExit(4)"],
+                                                  "bob": [sys.executable, "-c", "pass"]},
+                         out=out, log_dir=tmp_path, timeout=60, start_delay={"bob": 30})
+    start = time.monotonic()
+    assert runner.run() == {"alice": 4}
+    assert time.monotonic() - start < 20
+    assert "party alice exited with code 4: stopping the other parties" in out.getvalue()
+
+
+def body_for_test(party, addresses, factor):
+    """A module-level body for run_bodies: runs in each party process."""
+    return {"party": party, "env": os.environ["FED_PARTY"], "n": len(addresses) * factor}
+
+
+def test_run_bodies_returns_each_party_s_value(tmp_path):
+    addresses = {"alice": "127.0.0.1:1", "bob": "127.0.0.1:2"}
+    run = launch.run_bodies(body_for_test, ["alice", "bob"], addresses, workdir=tmp_path, args={"factor": 3},
+                            root=REPO, timeout=60, out=io.StringIO())
+    assert run.codes == {"alice": 0, "bob": 0} and not run.timed_out
+    assert run.values == {p: {"party": p, "env": p, "n": 6} for p in ("alice", "bob")}
+    assert all(run.elapsed_s[p] > 0 for p in ("alice", "bob"))
+    assert "===== alice (exit 0) =====" in run.report()
+
+
+def test_importable_name_of_a_script_run_directly(monkeypatch, tmp_path):
+    script = tmp_path / "benchmarks" / "tools" / "probe.py"
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+
+    def body():
+        """A stand-in defined in a script."""
+    body.__module__ = "__main__"
+    assert launch.importable_name(body, tmp_path) == "benchmarks.tools.probe"
+    assert launch.importable_name(body_for_test) == __name__

@@ -15,7 +15,7 @@ from proxy._metrics import RayMetricsExporter
 from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
 from proxy._stats import EventLog, LatencyWindow, nearest_rank
-from tests.parties.harness import free_ports
+from tests.support import free_ports
 
 
 def test_nearest_rank_percentiles():

@@ -17,7 +17,7 @@ from proxy._buffers import PayloadBuffers
 from proxy._config import TransportConfig
 from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
-from tests.parties.harness import free_ports
+from tests.support import free_ports
 
 MIB = 1 << 20
 

@@ -17,7 +17,7 @@ from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
 from proxy._service import PROTOCOL_VERSION, PUSH_STREAM
 from proxy.errors import TransportError
-from tests.parties.harness import free_ports
+from tests.support import free_ports
 
 
 def _addrs():

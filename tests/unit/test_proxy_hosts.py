@@ -20,7 +20,7 @@ from fed._hosts.driver_sender import DriverSender
 from proxy import _stream_answers, dumps
 from proxy._config import TransportConfig
 from proxy.errors import TransportError
-from tests.parties.harness import free_ports
+from tests.support import free_ports
 
 
 def _cfg(addrs, party, **kw):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import ray_start
+from tests import support as ray_start
 
 _TIMEOUT = Exception("The current node timed out during startup. This could happen because ...")
 

@@ -15,7 +15,7 @@ from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
 from proxy.errors import TransportError, UnpicklingRefusedError
 from tests.hostile import RawClient, all_cases
-from tests.parties.harness import free_ports
+from tests.support import free_ports
 
 MAX = 1 << 16
 

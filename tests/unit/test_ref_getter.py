@@ -10,7 +10,7 @@ import pytest
 import ray
 
 from fed._hosts.ref_getter import RefGetter
-from tests.ray_start import start_local_ray
+from tests.support import start_local_ray
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -127,7 +127,7 @@ def test_the_driver_sender_sends_a_ray_result_through_the_getter_and_its_close_s
     from fed._hosts.driver_receiver import DriverReceiver
     from fed._hosts.driver_sender import DriverSender
     from fed._hosts.loop_thread import LoopThread
-    from tests.parties.harness import free_ports
+    from tests.support import free_ports
     from tests.unit.test_proxy_hosts import _cfg
 
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
