@@ -14,15 +14,17 @@ speaking the wire format badly, and its catalogue of malformed messages), not a 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, Optional, Sequence
 
 import ray
 
@@ -262,3 +264,92 @@ def run_commands(*argvs: Sequence[str], timeout: float) -> list[str]:
     if any(codes.get(n) != 0 for n in names):
         pytest.fail(f"a command failed\n{report}", pytrace=False)
     return outs
+
+
+# -- transport proxies in this process ------------------------------------------------
+
+
+def two_addresses(parties: Sequence[str] = ("alice", "bob")) -> dict[str, str]:
+    """``{party: "127.0.0.1:port"}`` on free ports (alice and bob by default)."""
+    return {p: f"127.0.0.1:{port}" for p, port in zip(parties, free_ports(len(parties)))}
+
+
+def transport_config(addresses: Mapping[str, str], party: str, **options: Any) -> Any:
+    """``party``'s ``proxy.TransportConfig`` in job "job", its peers the other ``addresses``."""
+    from proxy import TransportConfig
+
+    return TransportConfig(job="job", party=party, listen_address=addresses[party],
+                           peers={p: a for p, a in addresses.items() if p != party}, **options)
+
+
+@contextlib.asynccontextmanager
+async def receiver_and_sender(alice: Optional[dict] = None, bob: Optional[dict] = None) -> AsyncIterator[tuple]:
+    """alice's ``ReceiverProxy``, listening, and bob's ``SenderProxy`` (with these config options);
+    both stopped afterwards."""
+    from proxy import ReceiverProxy, SenderProxy
+
+    addresses = two_addresses()
+    receiver = ReceiverProxy(transport_config(addresses, "alice", **(alice or {})))
+    await receiver.start()
+    sender = SenderProxy(transport_config(addresses, "bob", **(bob or {})))
+    try:
+        yield receiver, sender
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+@contextlib.asynccontextmanager
+async def receiver_and_raw_stream(**alice: Any) -> AsyncIterator[tuple]:
+    """alice's ``ReceiverProxy`` and a PushStream call to it that sends raw bytes (no sender proxy)."""
+    import grpc
+
+    from proxy import ReceiverProxy
+    from proxy import _wire_pb2 as wire
+    from proxy._service import PUSH_STREAM
+
+    addresses = two_addresses()
+    receiver = ReceiverProxy(transport_config(addresses, "alice", **alice))
+    await receiver.start()
+    channel = grpc.aio.insecure_channel(addresses["alice"])
+    try:
+        yield receiver, channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
+                                              response_deserializer=wire.Ack.FromString)()
+    finally:
+        await channel.close()
+        await receiver.stop()
+
+
+def small_message(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> bytes:
+    """A raw Small message from bob to ``dst`` carrying ``None`` (pickle of None), as the sender builds it."""
+    from proxy import _wire_pb2 as wire
+    from proxy._service import PROTOCOL_VERSION
+
+    header = wire.Header(version=PROTOCOL_VERSION, job="job", src="bob", dst=dst, key=key, producer="f",
+                         pickle_size=len(payload))
+    return wire.Small(header=header, payload=payload, id=int(key)).SerializeToString()
+
+
+# -- processes on network hosts ----------------------------------------------------------
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a command run from the repository root (silofed importable, no usage stats)."""
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def kill_process_tree(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and every process it started."""
+    import psutil
+
+    try:
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.Error:
+        proc.kill()
+        return
+    for p in family:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass

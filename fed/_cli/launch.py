@@ -116,7 +116,7 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def _session_members(sids: set[int]) -> list[int]:
     """Processes (other than this one) whose session is one of ``sids``: those that left their group."""
-    found = []
+    found: list[int] = []
     try:
         pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     except OSError:  # no /proc: process groups only
@@ -430,6 +430,8 @@ def importable_name(func: Callable[..., Any], root: Optional[Union[str, os.PathL
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name and spec.name != "__main__":  # run with python -m
         return spec.name
+    if main.__file__ is None:
+        raise ValueError(f"{func.__qualname__} is defined in an interactive __main__: define it in a module")
     path = Path(main.__file__).resolve()
     base = Path(root).resolve() if root is not None else Path.cwd()
     return ".".join(path.relative_to(base).with_suffix("").parts)

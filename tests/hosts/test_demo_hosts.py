@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.support import REPO, kill_process_tree, subprocess_env
 
 pytestmark = pytest.mark.hosts
 
-REPO = Path(__file__).resolve().parents[2]
 PORT = 11010
 
 
-def _env() -> dict:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        family = [proc] + psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        family = [proc]
-    for p in family:
-        try:
-            p.kill()
-        except (OSError, psutil.Error):
-            pass
 
 
 def test_demo_across_network_namespaces(three_hosts, tmp_path):
@@ -44,7 +27,7 @@ def test_demo_across_network_namespaces(three_hosts, tmp_path):
     # before anyone runs: alice's port is free, her peers refuse connections across the bridge
     check = subprocess.run(alice.command(*fed, "check", "--config", str(config), "--party", "alice",
                                          "--timeout", "2"), capture_output=True, text=True, timeout=60,
-                           cwd=REPO, env=_env())
+                           cwd=REPO, env=subprocess_env())
     assert check.returncode == 1, check.stdout + check.stderr
     assert "10.77.0.2:11010  FAIL: cannot connect: Connection refused" in check.stdout, check.stdout
     assert "listen port free" in check.stdout
@@ -52,7 +35,7 @@ def test_demo_across_network_namespaces(three_hosts, tmp_path):
     procs = {h.party: subprocess.Popen(
         h.command(*fed, "run", "--party", h.party, "--config", str(config), "examples/logistic_regression.py",
                   "--rounds", "4"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=_env(), start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=subprocess_env(), start_new_session=True)
         for h in three_hosts.values()}
     deadline = time.monotonic() + 180
     outs = {}
@@ -64,7 +47,7 @@ def test_demo_across_network_namespaces(three_hosts, tmp_path):
     finally:
         for proc in procs.values():
             if proc.poll() is None:
-                _kill(proc)
+                kill_process_tree(proc)
         for party, proc in procs.items():
             outs.setdefault(party, proc.communicate()[0])
     report = "\n".join(f"===== {p} (exit {procs[p].returncode}) =====\n{o}" for p, o in outs.items())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosts.test_demo_hosts import REPO, _env, _kill
+from tests.support import REPO, kill_process_tree, subprocess_env
 
 pytestmark = pytest.mark.hosts
 
@@ -63,7 +63,7 @@ def test_cutting_a_link_fails_the_others_with_peer_unavailable(three_hosts, tmp_
     job = str(Path(__file__).with_name("_loop_job.py"))
     procs = {h.party: subprocess.Popen(
         h.command(sys.executable, "-m", "fed", "run", "--party", h.party, "--config", str(config), job, "100000"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=_env(), start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=subprocess_env(), start_new_session=True)
         for h in three_hosts.values()}
     outs = {p: _Output(proc) for p, proc in procs.items()}
     cut_at = None
@@ -83,7 +83,7 @@ def test_cutting_a_link_fails_the_others_with_peer_unavailable(three_hosts, tmp_
         hung = [p for p, proc in procs.items() if proc.poll() is None]
         for proc in procs.values():
             if proc.poll() is None:
-                _kill(proc)
+                kill_process_tree(proc)
         for proc in procs.values():
             proc.wait(timeout=30)
     logs = {p: out.text() for p, out in outs.items()}

@@ -16,11 +16,11 @@ import psutil
 import pytest
 
 from fed._cli import commands as _cli
-from fed._cli.check import print_table, CheckResult
-from fed._config import load_job_config
 from fed._cli import launch
+from fed._cli.check import CheckResult, print_table
 from fed._cli.launch import LinePrefixer, PartyRunner, make_prefixers, overall_exit_code, party_env
 from fed._cli.launch import free_local_ports as free_ports
+from fed._config import load_job_config
 from tests.support import REPO, write_config
 
 COMMANDS = ("run", "demo", "check", "certs")

@@ -5,61 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Optional
 
 import grpc
 import pytest
 
 from proxy import _wire_pb2 as wire
-from proxy._config import TransportConfig
 from proxy._peer_stream import PeerStream
 from proxy._receiver import ReceiverProxy
 from proxy._sender import SenderProxy
-from proxy._service import PROTOCOL_VERSION, PUSH_STREAM
 from proxy.errors import TransportError
-from tests.support import free_ports
-
-
-def _addrs():
-    return {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
-
-
-def _cfg(addrs, party, **kw):
-    return TransportConfig(job="job", party=party, listen_address=addrs[party],
-                           peers={p: a for p, a in addrs.items() if p != party}, **kw)
+from tests.support import (
+    receiver_and_raw_stream,
+    receiver_and_sender,
+    small_message,
+    transport_config,
+    two_addresses,
+)
 
 
 async def _value(v):
     return v
-
-
-@contextlib.asynccontextmanager
-async def _alice_and_bob(alice_kw: Optional[dict] = None, bob_kw: Optional[dict] = None):
-    """alice's receiver, listening, and bob's sender; both stopped afterwards."""
-    addrs = _addrs()
-    alice = ReceiverProxy(_cfg(addrs, "alice", **(alice_kw or {})))
-    await alice.start()
-    bob = SenderProxy(_cfg(addrs, "bob", **(bob_kw or {})))
-    try:
-        yield alice, bob
-    finally:
-        await bob.stop()
-        await alice.stop()
-
-
-@contextlib.asynccontextmanager
-async def _alice_and_raw_stream(**alice_kw):
-    """alice's receiver and a PushStream call to it that sends raw bytes (no sender proxy)."""
-    addrs = _addrs()
-    alice = ReceiverProxy(_cfg(addrs, "alice", **alice_kw))
-    await alice.start()
-    channel = grpc.aio.insecure_channel(addrs["alice"])
-    try:
-        yield alice, channel.stream_stream(PUSH_STREAM, request_serializer=bytes,
-                                           response_deserializer=wire.Ack.FromString)()
-    finally:
-        await channel.close()
-        await alice.stop()
 
 
 def _stream_broke() -> grpc.aio.AioRpcError:
@@ -72,19 +37,19 @@ class _RestartablePeers:
     """alice's receiver, which a test may restart on the same address, and bob's sender."""
 
     def __init__(self) -> None:
-        self.addrs = _addrs()
-        self.alice = ReceiverProxy(_cfg(self.addrs, "alice"))
-        self.bob = SenderProxy(_cfg(self.addrs, "bob", connect_timeout_s=20))
+        self.addrs = two_addresses()
+        self.alice = ReceiverProxy(transport_config(self.addrs, "alice"))
+        self.bob = SenderProxy(transport_config(self.addrs, "bob", connect_timeout_s=20))
 
     async def restart_alice(self, grace_s: float) -> None:
         """Stop alice's receiver and start a new one on the same address."""
         await self.alice.stop(grace_s=grace_s)
-        self.alice = ReceiverProxy(_cfg(self.addrs, "alice"))
+        self.alice = ReceiverProxy(transport_config(self.addrs, "alice"))
         await self.alice.start()
 
 
 @contextlib.asynccontextmanager
-async def _restartable_alice_and_bob():
+async def _restartablereceiver_and_sender():
     peers = _RestartablePeers()
     await peers.alice.start()
     try:
@@ -94,16 +59,9 @@ async def _restartable_alice_and_bob():
         await peers.alice.stop()
 
 
-def _small(key: str, dst: str = "alice", payload: bytes = b"\x80\x05N.") -> bytes:
-    """A raw Small message from bob carrying ``None`` (pickle of None), as the sender builds it."""
-    header = wire.Header(version=PROTOCOL_VERSION, job="job", src="bob", dst=dst, key=key, producer="f",
-                         pickle_size=len(payload))
-    return wire.Small(header=header, payload=payload, id=int(key)).SerializeToString()
-
-
 def test_many_small_objects_share_one_stream_and_all_arrive():
     async def main():
-        async with _alice_and_bob() as (alice, bob):
+        async with receiver_and_sender() as (alice, bob):
             receives = [asyncio.ensure_future(alice.recv("bob", str(i), "f")) for i in range(0, 200, 2)]
             sends = [bob.send("alice", str(i), "f", [_value({"i": i})]) for i in range(200)]
             await asyncio.gather(*sends)
@@ -120,7 +78,7 @@ def test_messages_pushed_together_are_written_in_order_by_the_stream_s_one_write
     """No task per message (REP 0150): 100 sends started at once create their own 100
     tasks and a constant few more, and arrive in the order they were pushed."""
     async def main():
-        async with _alice_and_bob() as (alice, bob):
+        async with receiver_and_sender() as (alice, bob):
             await bob.send("alice", "warm", "f", [_value(0)])  # the stream and its reader and writer are open
             created = []
             loop = asyncio.get_running_loop()
@@ -144,9 +102,9 @@ def test_messages_pushed_together_are_written_in_order_by_the_stream_s_one_write
 
 def test_a_refused_message_is_answered_and_the_stream_goes_on():
     async def main():
-        async with _alice_and_raw_stream() as (alice, call):
-            await call.write(_small("1", dst="carol"))  # not for alice: refused
-            await call.write(_small("2"))
+        async with receiver_and_raw_stream() as (alice, call):
+            await call.write(small_message("1", dst="carol"))  # not for alice: refused
+            await call.write(small_message("2"))
             answers = {}
             for _ in range(2):
                 ack = await call.read()
@@ -163,7 +121,7 @@ def test_a_refused_message_is_answered_and_the_stream_goes_on():
 
 def test_a_message_waiting_for_room_does_not_hold_up_the_ones_behind_it():
     async def main():
-        async with _alice_and_bob(alice_kw={"unsolicited_budget_bytes": 1024}) as (alice, bob):
+        async with receiver_and_sender(alice={"unsolicited_budget_bytes": 1024}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(b"x" * 4000)])  # fills the budget, unsolicited
             held = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(b"y" * 4000)]))
             await asyncio.sleep(0.2)  # "2" is now held by the receiver, on the same stream
@@ -184,7 +142,7 @@ def test_a_message_waiting_for_room_does_not_hold_up_the_ones_behind_it():
 
 def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one():
     async def main():
-        async with _restartable_alice_and_bob() as peers:
+        async with _restartablereceiver_and_sender() as peers:
             await peers.bob.send("alice", "1", "f", [_value(1)])
             started = time.monotonic()
             await peers.restart_alice(grace_s=5)
@@ -197,8 +155,8 @@ def test_a_receiver_restart_breaks_the_stream_and_the_next_send_opens_a_new_one(
 
 def test_a_receiver_stopping_ends_an_open_stream_cleanly():
     async def main():
-        async with _alice_and_raw_stream() as (alice, call):
-            await call.write(_small("1"))
+        async with receiver_and_raw_stream() as (alice, call):
+            await call.write(small_message("1"))
             assert (await call.read()).status == wire.OK
             await alice.stop(grace_s=5)
             # OK, so the sender retries elsewhere; not UNKNOWN (an error it would take as final)
@@ -209,7 +167,7 @@ def test_a_receiver_stopping_ends_an_open_stream_cleanly():
 
 def test_a_message_for_a_peer_gone_for_good_fails_with_a_transport_error():
     async def main():
-        async with _alice_and_bob(bob_kw={"connect_timeout_s": 0.5}) as (alice, bob):
+        async with receiver_and_sender(bob={"connect_timeout_s": 0.5}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(1)])
             await alice.stop()
             with pytest.raises(TransportError, match="'alice'"):
@@ -220,7 +178,7 @@ def test_a_message_for_a_peer_gone_for_good_fails_with_a_transport_error():
 
 def test_cancelling_one_send_leaves_the_stream_and_the_messages_behind_it_alone():
     async def main():
-        async with _alice_and_bob(bob_kw={"connect_timeout_s": 10}) as (alice, bob):
+        async with receiver_and_sender(bob={"connect_timeout_s": 10}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(1)])  # the stream is open; alice has answered bob
             dropped = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(2)]))
             done = asyncio.ensure_future(bob.send_control("alice", "done"))
@@ -235,14 +193,14 @@ def test_cancelling_one_send_leaves_the_stream_and_the_messages_behind_it_alone(
 
 def test_a_peer_cannot_make_the_receiver_hold_more_than_an_honest_sender_could():
     async def main():
-        async with _alice_and_raw_stream(unsolicited_budget_bytes=1024) as (alice, call):
-            await call.write(_small("1", payload=b"\x80\x05N." + b"." * 4000))  # fills the budget
+        async with receiver_and_raw_stream(unsolicited_budget_bytes=1024) as (alice, call):
+            await call.write(small_message("1", payload=b"\x80\x05N." + b"." * 4000))  # fills the budget
             assert (await call.read()).status == wire.OK
-            await call.write(_small("2", payload=b"\x80\x05N." + b"." * (100 << 10)))  # over 64 KiB
+            await call.write(small_message("2", payload=b"\x80\x05N." + b"." * (100 << 10)))  # over 64 KiB
             refused = await call.read()
             assert refused.status == wire.REFUSED and refused.reason == "malformed" and "Push stream" in refused.detail
             for key in range(3, 303):  # 300 unsolicited messages while the budget is full
-                await call.write(_small(str(key), payload=b"\x80\x05N." + b"." * 1000))
+                await call.write(small_message(str(key), payload=b"\x80\x05N." + b"." * 1000))
             started = time.monotonic()
             busy = [await call.read() for _ in range(300 - 256)]  # the ones beyond what it may hold
             assert time.monotonic() - started < 0.5  # answered at once, not after the 1 s hold
@@ -254,8 +212,8 @@ def test_a_peer_cannot_make_the_receiver_hold_more_than_an_honest_sender_could()
 
 def test_sends_running_when_the_sender_stops_and_later_ones_fail_with_a_transport_error():
     async def main():
-        async with _alice_and_bob(alice_kw={"unsolicited_budget_bytes": 1024},
-                                  bob_kw={"connect_timeout_s": 10}) as (alice, bob):
+        async with receiver_and_sender(alice={"unsolicited_budget_bytes": 1024},
+                                  bob={"connect_timeout_s": 10}) as (alice, bob):
             await bob.send("alice", "1", "f", [_value(b"x" * 4000)])  # fills alice's budget
             held = asyncio.ensure_future(bob.send("alice", "2", "f", [_value(b"y" * 4000)]))
             await asyncio.sleep(0.2)
@@ -295,7 +253,7 @@ def test_a_send_whose_stream_broke_under_its_write_is_sent_again(monkeypatch, pa
     monkeypatch.setattr(sender_module, "_stream", stream_then_break)
 
     async def main():
-        async with _alice_and_bob() as (alice, bob):
+        async with receiver_and_sender() as (alice, bob):
             await bob.send("alice", "1", "f", [_value(b"x" * payload_bytes)])
             assert await alice.recv("bob", "1", "f") == b"x" * payload_bytes
             sent = (await bob.stats())["alice"]
@@ -317,7 +275,7 @@ def test_a_refusal_is_not_mistaken_for_a_broken_stream():
 def test_sends_in_flight_while_the_receiver_restarts_all_complete():
     """Writes racing with the receiver's server stopping (gRPC fails some with INTERNAL) are retried."""
     async def main():
-        async with _restartable_alice_and_bob() as peers:
+        async with _restartablereceiver_and_sender() as peers:
             sends = [asyncio.ensure_future(peers.bob.send("alice", str(i), "f", [_value(b"x" * 50_000)]))
                      for i in range(300)]
             await peers.alice.recv("bob", "0", "f")
@@ -335,7 +293,7 @@ def test_a_stream_that_keeps_breaking_fails_in_the_end_saying_so(monkeypatch):
     monkeypatch.setattr(PeerStream, "push", always_break)
 
     async def main():
-        async with _alice_and_bob(bob_kw={"connect_timeout_s": 0.3}) as (alice, bob):
+        async with receiver_and_sender(bob={"connect_timeout_s": 0.3}) as (alice, bob):
             with pytest.raises(TransportError, match="'alice'.*INTERNAL.*connection to the peer kept breaking"):
                 await bob.send("alice", "1", "f", [_value(1)])
             assert (await bob.stats())["alice"]["retries"] >= 1

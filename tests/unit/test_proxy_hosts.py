@@ -15,17 +15,11 @@ from fed._errors import FedTransportError, translate
 from fed._hosts import LocalValue, TimedOut, driver_sender
 from fed._hosts import loop_thread as _loop_thread
 from fed._hosts.driver_receiver import DriverReceiver
-from fed._hosts.loop_thread import LoopThread
 from fed._hosts.driver_sender import DriverSender
+from fed._hosts.loop_thread import LoopThread
 from proxy import _stream_answers, dumps
-from proxy._config import TransportConfig
 from proxy.errors import TransportError
-from tests.support import free_ports
-
-
-def _cfg(addrs, party, **kw):
-    return TransportConfig(job="job", party=party, listen_address=addrs[party],
-                           peers={p: a for p, a in addrs.items() if p != party}, **kw)
+from tests.support import free_ports, transport_config
 
 
 def _value(v):
@@ -48,9 +42,9 @@ def test_small_and_large_objects_arrive_and_close_leaves_no_thread(event_loop, m
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")  # as fed.init: both proxies share it (here alice's and bob's)
     assert type(thread.loop).__module__.split(".")[0] == event_loop
-    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob = DriverReceiver(transport_config(addrs, "bob", connect_timeout_s=60), thread)
     bob.start(10)
-    alice = DriverSender(_cfg(addrs, "alice", chunk_bytes=1 << 16), False, thread)
+    alice = DriverSender(transport_config(addrs, "alice", chunk_bytes=1 << 16), False, thread)
     try:
         big = np.arange(300_000, dtype=np.int64)  # 2.4 MB: a stream of 64 KiB chunks
         futures = [alice.send("bob", "1", "small", _value({"w": 1.5})),
@@ -73,10 +67,10 @@ def test_small_and_large_objects_arrive_and_close_leaves_no_thread(event_loop, m
 def test_closing_the_sender_leaves_the_receivers_work_alone():
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
-    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob = DriverReceiver(transport_config(addrs, "bob", connect_timeout_s=60), thread)
     bob.start(10)
-    alice = DriverSender(_cfg(addrs, "alice"), False, thread)
-    late = DriverSender(_cfg(addrs, "alice"), False, thread)
+    alice = DriverSender(transport_config(addrs, "alice"), False, thread)
+    late = DriverSender(transport_config(addrs, "alice"), False, thread)
     try:
         waiting = bob.recv("alice", "9", "late_value")  # posted before the sender closes
         stuck = alice.send("bob", "1", "stuck", LocalValue(concurrent.futures.Future()))  # never computed
@@ -94,7 +88,7 @@ def test_closing_the_sender_leaves_the_receivers_work_alone():
 def test_a_send_to_a_silent_peer_fails_with_a_transport_error_naming_it():
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
-    alice = DriverSender(_cfg(addrs, "alice", connect_timeout_s=0.3), False, thread)
+    alice = DriverSender(transport_config(addrs, "alice", connect_timeout_s=0.3), False, thread)
     try:
         future = alice.send("bob", "7", "train_step", _value(1))
         with pytest.raises(TransportError) as info:
@@ -113,7 +107,7 @@ def test_a_send_to_a_silent_peer_fails_with_a_transport_error_naming_it():
 def test_closing_the_receiver_fails_a_pending_receive_and_the_loop_stops():
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
-    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob = DriverReceiver(transport_config(addrs, "bob", connect_timeout_s=60), thread)
     bob.start(10)
     waiting = bob.recv("alice", "1", "never_sent")
     bob.close(5)
@@ -128,9 +122,9 @@ def test_a_fetched_value_is_sent_serialized_and_send_fetched_returns_once_it_is_
     monkeypatch.setattr(driver_sender, "ISSUE_WAIT_S", 30.0)  # returns on the write, not on this bound
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
-    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob = DriverReceiver(transport_config(addrs, "bob", connect_timeout_s=60), thread)
     bob.start(10)
-    alice = DriverSender(_cfg(addrs, "alice"), False, thread)
+    alice = DriverSender(transport_config(addrs, "alice"), False, thread)
     try:
         never = LocalValue(concurrent.futures.Future())  # the sender must not read the value again
         weights = {"w": [2.0]}
@@ -230,7 +224,7 @@ def test_a_receive_is_resolved_within_the_delivery_and_hands_over_the_interprete
 
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
-    bob = DriverReceiver(_cfg(addrs, "bob"), thread)
+    bob = DriverReceiver(transport_config(addrs, "bob"), thread)
     handed_over = []
     data, _ = dumps({"w": 1.5})
 

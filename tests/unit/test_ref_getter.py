@@ -127,14 +127,13 @@ def test_the_driver_sender_sends_a_ray_result_through_the_getter_and_its_close_s
     from fed._hosts.driver_receiver import DriverReceiver
     from fed._hosts.driver_sender import DriverSender
     from fed._hosts.loop_thread import LoopThread
-    from tests.support import free_ports
-    from tests.unit.test_proxy_hosts import _cfg
+    from tests.support import free_ports, transport_config
 
     addrs = {p: f"127.0.0.1:{port}" for p, port in zip(("alice", "bob"), free_ports(2))}
     thread = LoopThread("silofed-proxies")
-    bob = DriverReceiver(_cfg(addrs, "bob", connect_timeout_s=60), thread)
+    bob = DriverReceiver(transport_config(addrs, "bob", connect_timeout_s=60), thread)
     bob.start(10)
-    alice = DriverSender(_cfg(addrs, "alice", connect_timeout_s=60), False, thread)
+    alice = DriverSender(transport_config(addrs, "alice", connect_timeout_s=60), False, thread)
     value, error = _after.remote(0.0, {"w": 1.5}), _fails.remote()
     ray.wait([value, error], num_returns=2)  # done: the helper thread gets them well within its 20 ms
     try:

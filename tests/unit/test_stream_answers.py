@@ -6,7 +6,7 @@ import asyncio
 
 from proxy import _wire_pb2 as wire
 from proxy._stream_answers import StreamAnswers
-from tests.unit.test_peer_stream import _alice_and_bob, _alice_and_raw_stream, _small, _value
+from tests.support import receiver_and_raw_stream, receiver_and_sender, small_message
 
 
 def _ok(msg_id: int) -> wire.Ack:
@@ -72,9 +72,9 @@ def test_closed_answers_write_nothing_more():
 
 def test_the_receiver_answers_many_messages_with_few_acks():
     async def main():
-        async with _alice_and_raw_stream() as (alice, call):
+        async with receiver_and_raw_stream() as (alice, call):
             for i in range(1, 31):
-                await call.write(_small(str(i)))
+                await call.write(small_message(str(i)))
             answered = []
             acks = 0
             while len(answered) < 30:
@@ -94,7 +94,7 @@ def test_a_control_message_is_answered_at_once(monkeypatch):
     monkeypatch.setattr("proxy._stream_answers.BATCH_DELAY_S", 60.0)
 
     async def main():
-        async with _alice_and_bob() as (alice, bob):
+        async with receiver_and_sender() as (alice, bob):
             await asyncio.wait_for(bob.send_control("alice", "done"), 5)  # not held for 60 s
 
     asyncio.run(main())
@@ -104,7 +104,7 @@ def test_a_stopping_receiver_writes_the_answers_it_still_holds(monkeypatch):
     monkeypatch.setattr("proxy._stream_answers.BATCH_DELAY_S", 60.0)
 
     async def main():
-        async with _alice_and_bob() as (alice, bob):
+        async with receiver_and_sender() as (alice, bob):
             data = asyncio.ensure_future(bob.send("alice", "1", "f", [_value("v")]))
             await asyncio.sleep(0.3)
             assert not data.done()  # delivered; its answer waits in the batch
@@ -114,3 +114,7 @@ def test_a_stopping_receiver_writes_the_answers_it_still_holds(monkeypatch):
             assert sent["retries"] == 0 and sent["sent"] == 1
 
     asyncio.run(main())
+
+
+async def _value(v):
+    return v
