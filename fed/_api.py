@@ -204,7 +204,7 @@ def get(fed_objects: Union[FedObject, Sequence[FedObject]], timeout: Optional[fl
                 job.publish(obj)
     outcome, got = "failed", None
     try:
-        got = job.receiver.wait(values, timeout, job.submissions)
+        got = job.receiver.wait(values, timeout)
         outcome = "ok"
     except TimedOut as timed_out:
         error: FedError = _timed_out(objs, timed_out.missing, timeout)
@@ -479,7 +479,7 @@ def shutdown(timeout: float = _SHUTDOWN_WAIT_S, *, _exiting: bool = False) -> No
             except Exception as exc:  # never let the timeline spoil a shutdown
                 logger.warning("could not write the timeline to %s: %s", timeline_dir, exc)
         job.hosts.close(10)
-        job.submissions.stop(10)
+        job.submitter.stop(10)
     finally:
         cleanup.close()
         rt.hooks.uninstall()

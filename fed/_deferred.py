@@ -7,19 +7,19 @@ to one actor share one lane, so that they reach Ray in program order even
 when an earlier call waits for data and a later one does not.
 
 Inputs are resolved on the proxies' loop thread, as data arrives. The job's
-lanes submit through a ``SubmitQueue`` instead, so that a slow Ray submission
-never holds up the receives behind it.
+lanes submit through a ``Submitter``, which moves the submissions to a helper
+thread for a while after a slow one, so that slow Ray submissions do not keep
+holding up the receives behind them.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from fed._hosts.value import failure_of
 
@@ -118,80 +118,76 @@ def _first_failure(inputs: Sequence[Future]) -> BaseException | None:
     return next((failure_of(f) for f in inputs if failure_of(f) is not None), None)
 
 
-class SubmitQueue:
-    """Runs the submissions of calls whose inputs just arrived, away from the thread that delivered them.
+class Submitter:
+    """Runs the submissions of calls whose inputs just arrived.
 
-    A submission posted here runs on a program thread that is waiting in
-    ``fed.get`` (``helping``) if there is one: that thread is woken by the
-    arrival anyway, so this costs no thread hand-off. Otherwise it runs on a
-    helper thread ("silofed-submit", started at first need). Either way the
-    proxies' loop only posts it, and a slow Ray submission never stalls the
-    receives behind it.
+    A submission runs at once, in the thread that delivered the input
+    (usually the proxies' loop thread, which holds the interpreter then): the
+    call reaches Ray soonest and its task runs while the program thread wakes
+    up. But a submission that took longer than ``slow_s`` (Ray pushing back, a
+    large argument to serialize) sends the submissions of the next
+    ``backoff_s`` to a helper thread ("silofed-submit", started at first
+    need), so that slow submissions hold up the receives behind them at most
+    once per ``backoff_s``. Handing every submission to another thread instead
+    made the tiny-task loop ~0.11 ms (4%) slower per iteration (REP 0190).
+
+    Args:
+        slow_s: a submission slower than this turns the back-off on.
+        backoff_s: how long submissions then go to the helper thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, slow_s: float = 0.005, backoff_s: float = 1.0) -> None:
+        self._slow_s = slow_s
+        self._backoff_s = backoff_s
+        self._helper_until = 0.0  # time.monotonic() until which submissions go to the helper thread
         self._lock = threading.Lock()
         self._posted: collections.deque[Callable[[], None]] = collections.deque()
-        self._helpers: list[threading.Event] = []  # wake-ups of program threads waiting in fed.get
-        self._wake_thread = threading.Event()
+        self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
 
-    def post(self, fn: Callable[[], None]) -> None:
-        """Run ``fn()`` soon, after the functions posted before it, on a helping thread or the helper thread."""
-        with self._lock:
-            self._posted.append(fn)
-            helper = self._helpers[-1] if self._helpers else None
-            wake = helper or self._thread_wake_locked()
-        wake.set()
-        if helper is not None:
-            time.sleep(0)  # hands the interpreter to the woken program thread now (as REP 0060 does)
-
-    def run_posted(self) -> None:
-        """Run, in this thread, what was posted and is not yet taken."""
-        while True:
-            with self._lock:
-                if not self._posted:
-                    return
-                fn = self._posted.popleft()
-            try:
-                fn()
-            except Exception:  # a Lane reports failures through its Futures: this is a bug
-                logger.exception("a deferred submission failed")
-
-    @contextlib.contextmanager
-    def helping(self, wake: threading.Event) -> Iterator[None]:
-        """While in this context, this thread takes the posts (``wake`` is set for each) and
-        runs them with ``run_posted``; what it leaves is handed to the helper thread."""
-        with self._lock:
-            self._helpers.append(wake)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._helpers.remove(wake)
-                left = self._thread_wake_locked() if self._posted and not self._helpers else None
-            if left is not None:
-                left.set()
+    def schedule(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` now in this thread, or, after a slow one, soon on the helper thread."""
+        started = time.monotonic()
+        if started < self._helper_until:
+            self._post(fn)
+            return
+        fn()
+        took = time.monotonic() - started
+        if took > self._slow_s:
+            self._helper_until = time.monotonic() + self._backoff_s
+            logger.info("a call waiting for data took %.1f ms to submit to Ray; the next %.0f s of such "
+                        "submissions run on a helper thread, not on the proxies' loop", took * 1000,
+                        self._backoff_s)
 
     def stop(self, timeout_s: float) -> None:
         """Let the helper thread run what was posted, then end it (waits at most ``timeout_s``)."""
         with self._lock:
             thread, self._stopping = self._thread, True
         if thread is not None:
-            self._wake_thread.set()
+            self._wake.set()
             thread.join(timeout_s)
 
-    def _thread_wake_locked(self) -> threading.Event:
-        if self._thread is None and not self._stopping:
-            self._thread = threading.Thread(target=self._serve, name="silofed-submit", daemon=True)
-            self._thread.start()
-        return self._wake_thread
+    def _post(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            self._posted.append(fn)
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._serve, name="silofed-submit", daemon=True)
+                self._thread.start()
+        self._wake.set()
 
     def _serve(self) -> None:
         while True:
-            self._wake_thread.wait()
-            self._wake_thread.clear()
-            self.run_posted()
+            self._wake.wait()
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    if not self._posted:
+                        break
+                    fn = self._posted.popleft()
+                try:
+                    fn()
+                except Exception:  # a Lane reports failures through its Futures: this is a bug
+                    logger.exception("a deferred submission failed")
             if self._stopping:
                 return

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 from fed._args import iter_fed_objects, materialize
 from fed._config import JobConfig
-from fed._deferred import Future, Lane, SubmitQueue
+from fed._deferred import Future, Lane, Submitter
 from fed._errors import ConfigError, UnknownPartyError
 from fed._hosts import Hosts, LocalValue
 from fed._hosts.value import split
@@ -50,7 +50,7 @@ class Job:
         self.receiver = hosts.receiver
         self.started_ray = started_ray
         self.track_send = track_send
-        self.submissions = SubmitQueue()  # submits the calls that waited for data (fed._deferred)
+        self.submitter = Submitter()  # submits the calls that waited for data (fed._deferred)
         # the first failure seen here (raised by fed.get, or a local task's error sent to peers)
         self.seen_failure: Optional[BaseException] = None
         self._seq = itertools.count()
@@ -76,7 +76,7 @@ class Job:
 
     def new_lane(self) -> Lane:
         """A lane for calls that must reach Ray in program order (one per actor)."""
-        return Lane(self.submissions.post)
+        return Lane(self.submitter.schedule)
 
     def local_value(self, obj: FedObject) -> LocalValue:
         """``obj``'s value at this party; the first time for an object from a peer, posts its receive."""

@@ -19,9 +19,9 @@ Variants (``--toggle``):
 * ``ref-getter``: a send gets its Ray object's value with ``ray.get`` on
   a helper thread (A, what silofed does, REP 0140) vs by awaiting the ref
   on the proxy loop (B).
-* ``submit-thread``: a call that waited for data is submitted to Ray from
-  the job's submit thread (A, what silofed does, REP 0190) vs in the proxy
-  loop's callback that resolved its input (B).
+* ``submit-thread``: a call that waited for data is submitted to Ray at once
+  in the proxy loop's callback that resolved its input (A, what silofed does
+  unless a submission was slow, REP 0190) vs always on the submit thread (B).
 * ``spin``: nothing (A) vs a busy wait of ``--spin-us`` in every receive's
   resolution at both parties (B): a known cost on the critical path, to see
   what difference this method can resolve.
@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 import fed  # noqa: E402
 from benchmarks import _launch  # noqa: E402
 from benchmarks.tiny_tasks import _busy_cpu_s, start_loop  # noqa: E402
+from fed import _runtime  # noqa: E402
 from fed._hosts import driver_receiver as _receiver_host  # noqa: E402  (private steps are what the toggles switch)
-from fed._deferred import Lane  # noqa: E402
 from fed._hosts.ref_getter import RefGetter  # noqa: E402
 from proxy._stream_answers import StreamAnswers  # noqa: E402
 
@@ -79,13 +79,8 @@ def _toggle(name: str, spin_us: float) -> Callable[[str], None]:
             RefGetter.value = value if which == "A" else awaited
         return apply
     if name == "submit-thread":
-        scheduled = Lane._on_input_done
-
-        def inline(self, _):
-            self._drain()
-
-        def apply(which: str) -> None:
-            Lane._on_input_done = scheduled if which == "A" else inline
+        def apply(which: str) -> None:  # B: as if a slow submission had turned the back-off on for good
+            _runtime.current().job.submitter._helper_until = 0.0 if which == "A" else float("inf")
         return apply
     return _spin_toggle(name, spin_us)
 

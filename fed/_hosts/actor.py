@@ -18,7 +18,7 @@ import ray
 from ray.exceptions import GetTimeoutError
 
 from fed._errors import ConfigError
-from fed._hosts.value import LocalValue, WorkWhileWaiting, wait_for_values
+from fed._hosts.value import LocalValue, wait_for_values
 
 logger = logging.getLogger("silofed")
 
@@ -157,10 +157,9 @@ class ActorReceiver(_ActorHost):
         """Post the receive of object ``key`` from ``src``: a call to the actor."""
         return LocalValue(self.handle.recv.remote(src, key, producer))
 
-    def wait(self, values: Sequence[LocalValue], timeout: Optional[float],
-             meanwhile: Optional[WorkWhileWaiting] = None) -> list[Any]:
+    def wait(self, values: Sequence[LocalValue], timeout: Optional[float]) -> list[Any]:
         """The values behind ``values`` (see base.ReceiverHost)."""
-        return wait_for_values(values, timeout, meanwhile)
+        return wait_for_values(values, timeout)
 
     def abort(self, origin: str, cause: str) -> Future:
         """Fail every pending and future receive (ReceiverProxy.abort)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any, Optional, Protocol, Sequence
 
-from fed._hosts.value import LocalValue, WorkWhileWaiting
+from fed._hosts.value import LocalValue
 
 Future = concurrent.futures.Future
 
@@ -77,10 +77,8 @@ class ReceiverHost(Protocol):
         """Post the receive of object ``key`` from ``src``; returns its value-to-be at once."""
         ...
 
-    def wait(self, values: Sequence[LocalValue], timeout: Optional[float],
-             meanwhile: Optional[WorkWhileWaiting] = None) -> list[Any]:
-        """The program's wait in ``fed.get``: the values behind ``values``, waiting at most ``timeout``
-        and doing the work of ``meanwhile`` while they arrive (see ``value.wait_for_values``).
+    def wait(self, values: Sequence[LocalValue], timeout: Optional[float]) -> list[Any]:
+        """The program's wait in ``fed.get``: the values behind ``values``, waiting at most ``timeout``.
 
         Raises:
             TimedOut, ReceiveCancelled: see ``value.wait_for_values``.

@@ -21,7 +21,7 @@ from typing import Any, Coroutine, Optional, Sequence
 import ray
 
 from fed._hosts.loop_thread import LoopThread
-from fed._hosts.value import LocalValue, WorkWhileWaiting, wait_for_values
+from fed._hosts.value import LocalValue, wait_for_values
 from proxy import PendingReceive, ReceiverProxy, TransportConfig
 
 logger = logging.getLogger("silofed")
@@ -64,8 +64,7 @@ class DriverReceiver:
         self._thread.post(self._post, src, key, producer, received)
         return LocalValue(received)
 
-    def wait(self, values: Sequence[LocalValue], timeout: Optional[float],
-             meanwhile: Optional[WorkWhileWaiting] = None) -> list[Any]:
+    def wait(self, values: Sequence[LocalValue], timeout: Optional[float]) -> list[Any]:
         """The values behind ``values`` (see base.ReceiverHost).
 
         Meanwhile, resolving the receive of one of them hands the interpreter
@@ -77,7 +76,7 @@ class DriverReceiver:
         with self._counting:
             self._awaited.update(awaited)
         try:
-            return wait_for_values(values, timeout, meanwhile)
+            return wait_for_values(values, timeout)
         finally:
             with self._counting:
                 for future in awaited:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import threading
 import time
-from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence, Union
+from typing import Any, Awaitable, Callable, Optional, Sequence, Union
 
 import ray
 from ray.exceptions import GetTimeoutError
@@ -48,18 +46,6 @@ class ReceiveCancelled(Exception):
     def __init__(self, index: int):
         super().__init__(f"the receive of value {index} was cancelled")
         self.index = index
-
-
-class WorkWhileWaiting(Protocol):
-    """Work a thread waiting for values does meanwhile (the job's ``fed._deferred.SubmitQueue``)."""
-
-    def helping(self, wake: threading.Event) -> contextlib.AbstractContextManager[None]:
-        """While in this context, ``wake`` is set whenever there is work for this thread."""
-        ...
-
-    def run_posted(self) -> None:
-        """Do the work there is now."""
-        ...
 
 
 class LocalValue:
@@ -141,13 +127,10 @@ def failure_of(future: Future) -> Optional[BaseException]:
     return future.exception()
 
 
-def wait_for_values(values: Sequence[LocalValue], timeout: Optional[float],
-                    meanwhile: Optional[WorkWhileWaiting] = None) -> list[Any]:
+def wait_for_values(values: Sequence[LocalValue], timeout: Optional[float]) -> list[Any]:
     """The values behind ``values``, waiting at most ``timeout`` seconds (None: no limit).
 
-    Returns as soon as one of them failed, with that failure. While it waits
-    for values to arrive, it does the work of ``meanwhile`` (the submissions
-    of calls whose inputs arrived, some of which may produce these values).
+    Returns as soon as one of them failed, with that failure.
 
     Raises:
         TimedOut: naming the values still missing.
@@ -157,9 +140,7 @@ def wait_for_values(values: Sequence[LocalValue], timeout: Optional[float],
     deadline = None if timeout is None else time.monotonic() + timeout
     arrivals = [v._arrival for v in values if v._arrival is not None]
     not_done: set[Future] = set()
-    if meanwhile is not None and not all(f.done() for f in arrivals):
-        not_done = _wait_helping(arrivals, deadline, meanwhile)
-    elif len(arrivals) == 1:  # one value from a peer, the common case: cheaper than wait()
+    if len(arrivals) == 1:  # one value from a peer, the common case: cheaper than wait()
         try:
             arrivals[0].exception(timeout)  # only waits: a failure it holds is raised below
         except concurrent.futures.TimeoutError:
@@ -192,22 +173,3 @@ def wait_for_values(values: Sequence[LocalValue], timeout: Optional[float],
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         raise TimedOut([i for i, h in enumerate(held) if isinstance(h, ray.ObjectRef) and h not in ready]) from None
     return [next(got) if isinstance(h, ray.ObjectRef) else h for h in held]
-
-
-def _wait_helping(arrivals: list[Future], deadline: Optional[float], meanwhile: WorkWhileWaiting) -> set[Future]:
-    """Wait until every one of ``arrivals`` is done, one failed, or ``deadline`` passed, doing the
-    work of ``meanwhile`` as it comes; returns those not done."""
-    wake = threading.Event()
-    for arrival in arrivals:
-        arrival.add_done_callback(lambda _: wake.set())
-    with meanwhile.helping(wake):
-        while True:
-            meanwhile.run_posted()
-            not_done = {f for f in arrivals if not f.done()}
-            if not not_done or any(failure_of(f) is not None for f in arrivals if f.done()):
-                return not_done
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return not_done
-            wake.wait(left)
-            wake.clear()

@@ -1,13 +1,14 @@
-"""Lane and SubmitQueue of fed._deferred, and split, driven with plain concurrent.futures Futures."""
+"""Lane and Submitter of fed._deferred, and split, driven with plain concurrent.futures Futures."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import pytest
 
-from fed._deferred import Future, Lane, SubmitQueue
+from fed._deferred import Future, Lane, Submitter
 from fed._hosts.value import split
 
 TIMEOUT = 5
@@ -303,76 +304,57 @@ def test_later_run_can_read_output_of_earlier_call_drained_together():
     assert b.result(timeout=TIMEOUT) == "handle"
 
 
-# -- a lane scheduled on a SubmitQueue (as the job's lanes are) ---------------
+# -- a lane scheduled by a Submitter (as the job's lanes are) -----------------
 
 def _submit_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "silofed-submit"]
 
 
-def test_with_nobody_helping_waiting_calls_run_on_the_helper_thread_in_order():
-    submissions = SubmitQueue()
-    lane = Lane(submissions.post)
-    x, y = Future(), Future()
-    ran: list[tuple[str, str]] = []
-    first = lane.submit([x], lambda: ran.append(("A", threading.current_thread().name)) or "a")
-    second = lane.submit([y], lambda: ran.append(("B", threading.current_thread().name)) or "b")
-    in_thread(lambda: (y.set_result(1), x.set_result(1)))
-    assert first.result(5) == "a" and second.result(5) == "b"
-    assert ran == [("A", "silofed-submit"), ("B", "silofed-submit")]
-    submissions.stop(5)
+def test_a_quick_submission_runs_at_once_in_the_thread_that_completed_its_input():
+    submitter = Submitter(slow_s=5.0)
+    lane = Lane(submitter.schedule)
+    x = Future()
+    out = lane.submit([x], lambda: threading.current_thread().name)
+    completer = in_thread(lambda: x.set_result(1))
+    assert out.result(0) == completer.name
     assert not _submit_threads()
 
 
-def test_a_slow_submission_does_not_hold_the_thread_that_completed_its_input():
-    submissions = SubmitQueue()
-    lane = Lane(submissions.post)
-    x = Future()
+def test_after_a_slow_submission_the_next_ones_do_not_hold_the_completing_thread_until_the_backoff_ends():
+    submitter = Submitter(slow_s=0.01, backoff_s=0.5)
+    lane = Lane(submitter.schedule)
+    slow, x, y = Future(), Future(), Future()
+    lane.submit([slow], lambda: time.sleep(0.05))
+    slow.set_result(1)  # ran here, slowly: the back-off starts
     release = threading.Event()
-    out = lane.submit([x], lambda: release.wait(5) and "ran")
+    out = lane.submit([x], lambda: (release.wait(5), threading.current_thread().name)[1])
     x.set_result(1)  # returns at once: the run waits on the helper thread
     assert not out.done()
     release.set()
-    assert out.result(5) == "ran"
-    submissions.stop(5)
-
-
-def test_a_thread_helping_runs_the_submissions_posted_meanwhile_and_no_helper_thread_starts():
-    submissions = SubmitQueue()
-    lane = Lane(submissions.post)
-    x = Future()
-    ran_in: list[str] = []
-    out = lane.submit([x], lambda: ran_in.append(threading.current_thread().name) or 42)
-    wake = threading.Event()
-    with submissions.helping(wake):
-        in_thread(lambda: x.set_result(1))  # the input arrives on another thread (the proxy loop)
-        assert wake.is_set() and not out.done()  # posted to this thread, which was woken
-        submissions.run_posted()
-    assert out.result(0) == 42 and ran_in == [threading.current_thread().name]
-    assert not _submit_threads()
-
-
-def test_what_a_helping_thread_leaves_goes_to_the_helper_thread():
-    submissions = SubmitQueue()
-    lane = Lane(submissions.post)
-    x = Future()
-    out = lane.submit([x], lambda: threading.current_thread().name)
-    with submissions.helping(threading.Event()):
-        x.set_result(1)  # posted to this thread, which leaves without running it
     assert out.result(5) == "silofed-submit"
-    submissions.stop(5)
-
-
-def test_waiting_for_a_value_runs_the_submission_that_produces_it():
-    from fed._hosts import LocalValue
-    from fed._hosts.value import wait_for_values
-
-    submissions = SubmitQueue()
-    lane = Lane(submissions.post)
-    x = Future()
-    out = lane.submit([x], lambda: (threading.current_thread().name, 7))
-    threading.Timer(0.05, x.set_result, (1,)).start()  # arrives while the program waits
-    assert wait_for_values([LocalValue(out)], 10, submissions) == [(threading.current_thread().name, 7)]
+    time.sleep(0.6)  # the back-off is over: at once in the completing thread again
+    again = lane.submit([y], lambda: threading.current_thread().name)
+    y.set_result(1)
+    assert again.result(0) == threading.current_thread().name
+    submitter.stop(5)
     assert not _submit_threads()
+
+
+def test_submissions_on_the_helper_thread_keep_each_lanes_order():
+    submitter = Submitter(slow_s=0.0, backoff_s=60)  # every submission after the first goes to the helper
+    lane = Lane(submitter.schedule)
+    first = Future()
+    lane.submit([first], lambda: None)
+    first.set_result(1)
+    inputs = [Future() for _ in range(20)]
+    ran: list[int] = []
+    outs = [lane.submit([f], lambda i=i: ran.append(i)) for i, f in enumerate(inputs)]
+    for f in reversed(inputs):
+        f.set_result(None)
+    for out in outs:
+        out.result(5)
+    assert ran == list(range(20))
+    submitter.stop(5)
 
 
 # -- split ---------------------------------------------------------------------

@@ -69,7 +69,7 @@ class _Receiver:
     def __init__(self, raises: BaseException):
         self.raises = raises
 
-    def wait(self, values, timeout, meanwhile=None):
+    def wait(self, values, timeout):
         raise self.raises
 
 
@@ -83,7 +83,6 @@ class _Job:
         self.config = load_job_config(party="alice", addresses={"alice": "127.0.0.1:1", "bob": "127.0.0.1:2"})
         self.party = "alice"
         self.receiver = _Receiver(raises)
-        self.submissions = None
         self.gets = EventLog()
         self.failures: list[BaseException] = []
 

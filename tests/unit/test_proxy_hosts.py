@@ -172,9 +172,9 @@ class _RecordingSender:
 
 
 class _Receiver:
-    def wait(self, values, timeout, meanwhile=None):
+    def wait(self, values, timeout):
         from fed._hosts.value import wait_for_values
-        return wait_for_values(values, timeout, meanwhile)
+        return wait_for_values(values, timeout)
 
     def peer_seen(self, peer):
         pass

@@ -122,7 +122,7 @@ def _exit_on_failure_runtime(receiver):
     sender.close = lambda timeout_s: None
     job = _Job(receiver, sender)
     job.config = SimpleNamespace(comm=CrossSiloComm(exit_on_failure=True), job_name="test")
-    job.party, job.started_ray, job.hosts, job.submissions = "alice", False, Hosts(sender, receiver, None), _Stoppable()
+    job.party, job.started_ray, job.hosts, job.submitter = "alice", False, Hosts(sender, receiver, None), _Stoppable()
     job.seen_failure = None
     job.drop_sends_to = lambda peer: 0  # no pending sends
     job.note_failure = lambda failure: setattr(job, "seen_failure", job.seen_failure or failure)
