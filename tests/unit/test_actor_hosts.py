@@ -83,6 +83,8 @@ def test_a_send_waiting_for_its_value_calls_the_actor_once_it_is_there_or_not_at
     computed.set_result("ref-4")
     (call,) = handle.send.calls
     assert call.args[3] == ["put(ref-4)"]
+    call.outcome.set_result((1, False))
+    assert sent.result(0) == (1, False)
 
     never: Future = Future()
     dropped = actor.ActorSender(handle).send("bob", "5", "step", LocalValue(never))
