@@ -17,10 +17,9 @@ from typing import Any, Callable, Optional
 
 from fed._args import iter_fed_objects, materialize
 from fed._config import JobConfig
-from fed._deferred import Future, Lane, Submitter
+from fed._deferred import Future, Lane, Submitter, split
 from fed._errors import ConfigError, UnknownPartyError
 from fed._hosts import Hosts, LocalValue
-from fed._hosts.value import split
 from fed._object import FedObject
 from proxy import EventLog
 
@@ -99,15 +98,15 @@ class Job:
         ``fetched``: its value, if the program has just fetched it here (the
         sender may send that rather than read the value again).
         """
+        if fetched is NOT_FETCHED:
+            for dst in self.peers:
+                self.push(obj, dst)
+            return
         dsts = [p for p in self.peers if p not in obj._sent_to]
         if not dsts:
             return
         obj._sent_to.update(dsts)
-        value = self.local_value(obj)
-        if fetched is NOT_FETCHED:
-            sends = [self.sender.send(dst, obj._key, obj._producer, value) for dst in dsts]
-        else:
-            sends = self.sender.send_fetched(dsts, obj._key, obj._producer, value, fetched)
+        sends = self.sender.send_fetched(dsts, obj._key, obj._producer, self.local_value(obj), fetched)
         for dst, send in zip(dsts, sends, strict=True):
             self._track(dst, send)
 

@@ -101,25 +101,6 @@ class LocalValue:
         return await get(held) if isinstance(held, ray.ObjectRef) else held
 
 
-def split(future: Future, n: int) -> list[Future]:
-    """``n`` Futures of the items of the sequence ``future`` resolves to (or of its failure)."""
-    parts: list[Future] = [Future() for _ in range(n)]
-
-    def done(f: Future) -> None:
-        exc = failure_of(f)
-        items = f.result() if exc is None else ()
-        if exc is None and len(items) != n:
-            exc = ValueError(f"a call declared {n} return values but gave {len(items)}")
-        for i, part in enumerate(parts):
-            if exc is not None:
-                part.set_exception(exc)
-            else:
-                part.set_result(items[i])
-
-    future.add_done_callback(done)
-    return parts
-
-
 def failure_of(future: Future) -> Optional[BaseException]:
     """The failure of a done ``future``: its exception, a CancelledError if it was cancelled, or None."""
     if future.cancelled():

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from fed._deferred import Future, Lane, Submitter
-from fed._hosts.value import split
+from fed._deferred import Future, Lane, Submitter, split
 
 TIMEOUT = 5
 
